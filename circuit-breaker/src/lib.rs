@@ -1,0 +1,1 @@
+//! A fast, lock-free circuit breaker for tower services, with HTTP and gRPC awareness.
