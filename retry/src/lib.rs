@@ -1,1 +1,5 @@
-//! Retries with backoff, jitter, retry budgets and safe body replay for tower services (HTTP and gRPC).
+//! Retries with backoff, jitter, retry budgets and safe body replay for tower services.
+
+mod attempt;
+
+pub use attempt::Attempt;
