@@ -26,7 +26,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A call was rejected without calling the inner service, because the breaker is open,
 /// forced open, or half-open with every trial permit taken.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CircuitOpen {
     breaker: Arc<str>,
     state: State,
@@ -76,3 +76,44 @@ impl fmt::Display for CircuitOpen {
 }
 
 impl std::error::Error for CircuitOpen {}
+
+/// An invalid setting given to a breaker's builder.
+///
+/// Returned by [`Builder::build`](crate::Builder::build); [`field`](Self::field) names the
+/// setting and the message gives the allowed range and the rejected value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    field: &'static str,
+    message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(field: &'static str, message: impl Into<String>) -> Self {
+        ConfigError {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The builder setting that was rejected, e.g. `"failure_rate_threshold"`.
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+
+    /// What is wrong with it: the allowed range and the value given.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid circuit breaker config: `{}` {}",
+            self.field, self.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}

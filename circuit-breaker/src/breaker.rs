@@ -1,0 +1,910 @@
+//! The shared state machine behind every clone of a breaker.
+//!
+//! **Admission.** One word packs the state, a "cold" bit and a generation. A closed breaker
+//! admits a call with a single atomic load of it. Every transition bumps the generation;
+//! each admitted call carries the generation it was admitted in, and an outcome that
+//! arrives after the generation moved on (a late call from before a trip, a half-open
+//! trial whose lease expired) is ignored.
+//!
+//! **Recording.** A success in a warm closed breaker is one add on the calling clone's own
+//! counter stripe. Failures, slow calls, successes while the window holds fewer than
+//! `minimum_calls` calls (the cold bit) and successes that see a time bucket roll over go
+//! through the decision lock, which sums the stripes; a thread that finds the lock held
+//! leaves a note for the holder, which decides again before leaving, so no decision is
+//! lost and nobody waits. Every state write happens under that lock.
+//!
+//! **Half-open.** Trial permits are taken by compare-and-swap on a word that carries the
+//! generation's low bits and the counts of permits issued, succeeded, failed and slow; a
+//! dropped trial gives its permit back.
+
+use std::sync::Arc as StdArc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::State;
+use crate::classify::Outcome;
+use crate::config::{Config, StateChangeHook, WindowKind};
+use crate::handle::{Stats, Transition};
+use crate::observe::{self, Instruments};
+use crate::sync::{
+    self, AtomicBool, AtomicU64, AtomicUsize, Mutex,
+    Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst},
+};
+use crate::window::{self, Counts, ExactRing, Snapshots, Stripe};
+
+const CLOSED: u64 = 0;
+const OPEN: u64 = 1;
+const HALF_OPEN: u64 = 2;
+const DISABLED: u64 = 3;
+const FORCED_OPEN: u64 = 4;
+const STATE_BITS: u64 = 0b111;
+const COLD: u64 = 0b1000;
+const GEN_SHIFT: u32 = 4;
+
+fn state_of(word: u64) -> State {
+    match word & STATE_BITS {
+        CLOSED => State::Closed,
+        OPEN => State::Open,
+        HALF_OPEN => State::HalfOpen,
+        DISABLED => State::Disabled,
+        _ => State::ForcedOpen,
+    }
+}
+
+/// The half-open trial word: generation (low 16 bits), then 12 bits each for permits
+/// issued, trials succeeded, trials failed and slow trials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Trials {
+    generation: u64,
+    issued: u64,
+    ok: u64,
+    failed: u64,
+    slow: u64,
+}
+
+const F12: u64 = 0xFFF;
+
+impl Trials {
+    fn unpack(w: u64) -> Trials {
+        Trials {
+            generation: w & 0xFFFF,
+            issued: (w >> 16) & F12,
+            ok: (w >> 28) & F12,
+            failed: (w >> 40) & F12,
+            slow: (w >> 52) & F12,
+        }
+    }
+
+    fn pack(self) -> u64 {
+        (self.generation & 0xFFFF)
+            | (self.issued & F12) << 16
+            | (self.ok & F12) << 28
+            | (self.failed & F12) << 40
+            | (self.slow & F12) << 52
+    }
+
+    fn fresh(generation: u64) -> Trials {
+        Trials {
+            generation: generation & 0xFFFF,
+            issued: 0,
+            ok: 0,
+            failed: 0,
+            slow: 0,
+        }
+    }
+}
+
+/// What state an admitted call was admitted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Closed,
+    HalfOpen,
+    Disabled,
+}
+
+/// An admitted call: its generation, kind and (with slow-call detection) start time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    pub(crate) generation: u64,
+    pub(crate) kind: Kind,
+    start: Option<u64>,
+}
+
+impl Ticket {
+    pub(crate) fn state(&self) -> State {
+        match self.kind {
+            Kind::Closed => State::Closed,
+            Kind::HalfOpen => State::HalfOpen,
+            Kind::Disabled => State::Disabled,
+        }
+    }
+}
+
+/// Why a call was not admitted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rejection {
+    pub(crate) state: State,
+    pub(crate) retry_after: Option<Duration>,
+}
+
+/// The time source: tokio's clock (so paused-time tests drive it), or under loom a
+/// manual one.
+#[derive(Debug)]
+struct Clock {
+    #[cfg(not(loom))]
+    origin: tokio::time::Instant,
+}
+
+#[cfg(loom)]
+static LOOM_NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Sets the manual clock used under `--cfg loom`, in nanoseconds.
+#[cfg(loom)]
+#[doc(hidden)]
+pub fn loom_set_now(nanos: u64) {
+    LOOM_NOW.store(nanos, std::sync::atomic::Ordering::SeqCst);
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock {
+            #[cfg(not(loom))]
+            origin: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Nanoseconds since the breaker was built.
+    #[inline]
+    fn now(&self) -> u64 {
+        #[cfg(not(loom))]
+        {
+            let d = tokio::time::Instant::now().saturating_duration_since(self.origin);
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+        }
+        #[cfg(loom)]
+        LOOM_NOW.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// State under the decision lock.
+#[derive(Debug)]
+struct Decider {
+    window: Snapshots,
+    /// Opens since the breaker last closed after a successful half-open (for the backoff).
+    opens: u32,
+}
+
+/// The state shared by every clone of one breaker (and its handles).
+pub(crate) struct Core {
+    pub(crate) name: StdArc<str>,
+    state: AtomicU64,
+    cfg: Config,
+    stripes: Box<[Stripe]>,
+    next_stripe: AtomicUsize,
+    exact: Option<ExactRing>,
+    /// Bucket width in nanoseconds, for a time window.
+    bucket_nanos: Option<u64>,
+    /// A warm closed success is one stripe add (striped count window, no slow detection).
+    fast_success: bool,
+    /// Whether the rates can trip the breaker (so the window's warm-up matters).
+    rates_trip: bool,
+    epoch: AtomicU64,
+    consecutive: AtomicU64,
+    trials: AtomicU64,
+    open_until: AtomicU64,
+    lease_until: AtomicU64,
+    decider: Mutex<Decider>,
+    pending: AtomicBool,
+    clock: Clock,
+    watch: watch::Sender<State>,
+    hook: Option<StateChangeHook>,
+    metrics: Instruments,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("name", &self.name)
+            .field("state", &state_of(self.state.load(Relaxed)))
+            .field("config", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many counter stripes a breaker gets: twice the parallelism, a power of two.
+pub(crate) fn default_stripes() -> usize {
+    #[cfg(loom)]
+    {
+        2
+    }
+    #[cfg(not(loom))]
+    {
+        let n = std::thread::available_parallelism().map_or(4, |n| n.get());
+        (2 * n).next_power_of_two().clamp(2, 64)
+    }
+}
+
+impl Core {
+    pub(crate) fn new(
+        name: StdArc<str>,
+        cfg: Config,
+        hook: Option<StateChangeHook>,
+        stripes: usize,
+    ) -> Core {
+        let stripes = stripes.next_power_of_two().max(1);
+        let clock = Clock::new();
+        let mut window = Snapshots::new(cfg.window);
+        let bucket_nanos = match cfg.window {
+            WindowKind::Time { duration, buckets } => {
+                Some((nanos(duration) / u64::from(buckets)).max(1))
+            }
+            _ => None,
+        };
+        let first = bucket_nanos.map_or(0, |_| window.epoch(clock.now()));
+        window.reset(Counts::ZERO, first);
+        let exact = match cfg.window {
+            WindowKind::ExactCount { size } => Some(ExactRing::new(size)),
+            _ => None,
+        };
+        let rates_trip = cfg.failure_rate_threshold.is_some() || cfg.slow_call_duration.is_some();
+        let fast_success =
+            matches!(cfg.window, WindowKind::Count { .. }) && cfg.slow_call_duration.is_none();
+        let metrics = Instruments::new(&name);
+        Core {
+            state: AtomicU64::new(CLOSED | if rates_trip { COLD } else { 0 }),
+            stripes: (0..stripes).map(|_| Stripe::default()).collect(),
+            next_stripe: AtomicUsize::new(0),
+            exact,
+            bucket_nanos,
+            fast_success,
+            rates_trip,
+            epoch: AtomicU64::new(first),
+            consecutive: AtomicU64::new(0),
+            trials: AtomicU64::new(0),
+            open_until: AtomicU64::new(0),
+            lease_until: AtomicU64::new(u64::MAX),
+            decider: Mutex::new(Decider { window, opens: 0 }),
+            pending: AtomicBool::new(false),
+            clock,
+            watch: watch::Sender::new(State::Closed),
+            hook,
+            metrics,
+            name,
+            cfg,
+        }
+    }
+
+    /// Picks the counter stripe for a new service clone.
+    pub(crate) fn next_stripe(&self) -> usize {
+        self.next_stripe.fetch_add(1, Relaxed) & (self.stripes.len() - 1)
+    }
+
+    #[inline]
+    fn start(&self) -> Option<u64> {
+        if self.cfg.slow_call_duration.is_some() {
+            Some(self.clock.now())
+        } else {
+            None
+        }
+    }
+
+    /// Admits a call or says why not.
+    #[inline]
+    pub(crate) fn acquire(&self, stripe: usize) -> Result<Ticket, Rejection> {
+        let w = self.state.load(Acquire);
+        if w & STATE_BITS == CLOSED {
+            return Ok(Ticket {
+                generation: w >> GEN_SHIFT,
+                kind: Kind::Closed,
+                start: self.start(),
+            });
+        }
+        self.acquire_slow(stripe)
+    }
+
+    #[cold]
+    fn acquire_slow(&self, stripe: usize) -> Result<Ticket, Rejection> {
+        loop {
+            let w = self.state.load(Acquire);
+            let generation = w >> GEN_SHIFT;
+            match w & STATE_BITS {
+                CLOSED => {
+                    return Ok(Ticket {
+                        generation,
+                        kind: Kind::Closed,
+                        start: self.start(),
+                    });
+                }
+                DISABLED => {
+                    return Ok(Ticket {
+                        generation,
+                        kind: Kind::Disabled,
+                        start: self.start(),
+                    });
+                }
+                FORCED_OPEN => return Err(self.reject(stripe, State::ForcedOpen, None)),
+                OPEN => {
+                    let now = self.clock.now();
+                    let until = self.open_until.load(Acquire);
+                    if now < until {
+                        let after = Duration::from_nanos(until - now);
+                        return Err(self.reject(stripe, State::Open, Some(after)));
+                    }
+                    self.half_open(w, now);
+                }
+                _ => match self.take_trial(w) {
+                    Some(true) => {
+                        return Ok(Ticket {
+                            generation,
+                            kind: Kind::HalfOpen,
+                            start: self.start(),
+                        });
+                    }
+                    Some(false) => {
+                        if self.cfg.max_wait_in_half_open.is_some() {
+                            let now = self.clock.now();
+                            if now >= self.lease_until.load(Acquire) {
+                                self.expire_lease(w, now);
+                                continue;
+                            }
+                        }
+                        return Err(self.reject(stripe, State::HalfOpen, None));
+                    }
+                    None => {}
+                },
+            }
+        }
+    }
+
+    fn reject(&self, stripe: usize, state: State, retry_after: Option<Duration>) -> Rejection {
+        self.stripes[stripe].rejected.fetch_add(1, Relaxed);
+        self.metrics.rejected();
+        Rejection { state, retry_after }
+    }
+
+    /// Takes a half-open permit: `Some(true)` taken, `Some(false)` none left, `None` the
+    /// state moved on.
+    fn take_trial(&self, w: u64) -> Option<bool> {
+        let generation = (w >> GEN_SHIFT) & 0xFFFF;
+        let permits = u64::from(self.cfg.permitted_calls_in_half_open);
+        let mut cur = self.trials.load(Acquire);
+        loop {
+            let t = Trials::unpack(cur);
+            if t.generation != generation {
+                return None;
+            }
+            if t.issued >= permits {
+                return Some(false);
+            }
+            let next = Trials {
+                issued: t.issued + 1,
+                ..t
+            };
+            match self
+                .trials
+                .compare_exchange_weak(cur, next.pack(), AcqRel, Acquire)
+            {
+                Ok(_) => return Some(true),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Records an admitted call's outcome.
+    #[inline]
+    pub(crate) fn complete(&self, stripe: usize, t: &Ticket, outcome: Outcome) {
+        if self.fast_success && outcome == Outcome::Success && t.kind == Kind::Closed {
+            // Closed, warm, same generation: nothing but this clone's own counter.
+            if self.state.load(Acquire) == t.generation << GEN_SHIFT {
+                self.stripes[stripe].calls.fetch_add(1, Relaxed);
+                if self.cfg.consecutive_failures.is_some() && self.consecutive.load(Relaxed) != 0 {
+                    self.consecutive.store(0, Relaxed);
+                }
+                self.metrics.success();
+                return;
+            }
+        }
+        self.complete_slow(stripe, t, outcome);
+    }
+
+    fn complete_slow(&self, stripe: usize, t: &Ticket, outcome: Outcome) {
+        let now = if t.start.is_some() || self.bucket_nanos.is_some() {
+            self.clock.now()
+        } else {
+            0
+        };
+        let slow = match (t.start, self.cfg.slow_call_duration) {
+            (Some(start), Some(d)) => now.saturating_sub(start) > nanos(d),
+            _ => false,
+        };
+        let s = &self.stripes[stripe];
+        if outcome == Outcome::Ignored {
+            s.ignored.fetch_add(1, Relaxed);
+            self.metrics.ignored();
+            if t.kind == Kind::HalfOpen {
+                self.return_trial(t);
+            }
+            return;
+        }
+        let failure = outcome == Outcome::Failure;
+        self.metrics.outcome(failure, slow);
+        if t.kind == Kind::HalfOpen {
+            self.complete_trial(s, t, failure, slow);
+            return;
+        }
+        let w = self.state.load(Acquire);
+        if w >> GEN_SHIFT != t.generation {
+            return; // late: the breaker moved on since this call was admitted
+        }
+        add(s, failure, slow);
+        if let Some(ring) = &self.exact {
+            ring.record(failure, slow);
+        }
+        let mut decide = failure || slow || w & COLD != 0;
+        if t.kind == Kind::Disabled {
+            // No decision, but keep the window's buckets placed for the statistics.
+            if failure || slow || self.bucket_nanos.is_some() {
+                self.decide(Counts::one(failure, slow), now);
+            }
+            return;
+        }
+        if let Some(n) = self.cfg.consecutive_failures {
+            if failure {
+                decide |= self.consecutive.fetch_add(1, AcqRel) + 1 >= u64::from(n);
+            } else if self.consecutive.load(Relaxed) != 0 {
+                self.consecutive.store(0, Relaxed);
+            }
+        }
+        if let Some(width) = self.bucket_nanos {
+            decide |= now / width > self.epoch.load(Acquire);
+        }
+        if decide {
+            self.decide(Counts::one(failure, slow), now);
+        }
+    }
+
+    /// Decides on the window without blocking: if another thread holds the decision lock,
+    /// leave a note so that it decides again before leaving.
+    fn decide(&self, own: Counts, now: u64) {
+        let mut own = own;
+        loop {
+            let guard = match sync::try_lock(&self.decider) {
+                Some(g) => g,
+                None => {
+                    self.pending.store(true, SeqCst);
+                    match sync::try_lock(&self.decider) {
+                        Some(g) => g,
+                        None => return,
+                    }
+                }
+            };
+            let mut d = guard;
+            self.pending.store(false, SeqCst);
+            let t = self.evaluate(&mut d, own, now);
+            drop(d);
+            self.fire(t);
+            own = Counts::ZERO;
+            if !self.pending.load(SeqCst) {
+                return;
+            }
+        }
+    }
+
+    fn window_counts(&self, d: &mut Decider, own: Counts, now: u64) -> Counts {
+        if let Some(ring) = &self.exact {
+            return ring.counts();
+        }
+        let totals = window::sum(&self.stripes);
+        match self.bucket_nanos {
+            Some(_) => {
+                let epoch = d.window.epoch(now);
+                let counts = d.window.time_window(totals, own, epoch);
+                self.epoch.store(d.window.last(), Release);
+                counts
+            }
+            None => d.window.count_window(totals, own),
+        }
+    }
+
+    fn evaluate(&self, d: &mut Decider, own: Counts, now: u64) -> Option<Transition> {
+        let w = self.state.load(Acquire);
+        if w & STATE_BITS == DISABLED {
+            self.window_counts(d, own, now);
+            return None;
+        }
+        if w & STATE_BITS != CLOSED {
+            return None;
+        }
+        let counts = self.window_counts(d, own, now);
+        let (failure_rate, slow_rate) = rates(counts);
+        let cfg = &self.cfg;
+        let consecutive = cfg
+            .consecutive_failures
+            .is_some_and(|n| self.consecutive.load(Acquire) >= u64::from(n));
+        let by_rate = counts.calls >= cfg.minimum_calls
+            && (cfg
+                .failure_rate_threshold
+                .is_some_and(|t| failure_rate >= t)
+                || (cfg.slow_call_duration.is_some() && slow_rate >= cfg.slow_call_rate_threshold));
+        if consecutive || by_rate {
+            return self.transition(d, w, OPEN, (failure_rate, slow_rate));
+        }
+        if self.rates_trip {
+            let cold = counts.calls < cfg.minimum_calls;
+            if cold != (w & COLD != 0) {
+                self.state.store(w ^ COLD, Release);
+            }
+        }
+        None
+    }
+
+    fn complete_trial(&self, s: &Stripe, t: &Ticket, failure: bool, slow: bool) {
+        let generation = t.generation & 0xFFFF;
+        let mut cur = self.trials.load(Acquire);
+        let next = loop {
+            let tr = Trials::unpack(cur);
+            if tr.generation != generation {
+                return; // late: the lease expired or the state moved on
+            }
+            let next = Trials {
+                ok: tr.ok + u64::from(!failure),
+                failed: tr.failed + u64::from(failure),
+                slow: tr.slow + u64::from(slow),
+                ..tr
+            };
+            match self
+                .trials
+                .compare_exchange_weak(cur, next.pack(), AcqRel, Acquire)
+            {
+                Ok(_) => break next,
+                Err(actual) => cur = actual,
+            }
+        };
+        add(s, failure, slow);
+        if self.verdict(next).is_some() {
+            let mut d = sync::lock(&self.decider);
+            let w = self.state.load(Acquire);
+            let mut fired = None;
+            if w & STATE_BITS == HALF_OPEN && w >> GEN_SHIFT == t.generation {
+                let tr = Trials::unpack(self.trials.load(Acquire));
+                if let Some(to) = self.verdict(tr) {
+                    fired = self.transition(&mut d, w, to, self.trial_rates(tr));
+                }
+            }
+            drop(d);
+            self.fire(fired);
+        }
+    }
+
+    fn return_trial(&self, t: &Ticket) {
+        let generation = t.generation & 0xFFFF;
+        let mut cur = self.trials.load(Acquire);
+        loop {
+            let tr = Trials::unpack(cur);
+            if tr.generation != generation || tr.issued == 0 {
+                return;
+            }
+            let next = Trials {
+                issued: tr.issued - 1,
+                ..tr
+            };
+            match self
+                .trials
+                .compare_exchange_weak(cur, next.pack(), AcqRel, Acquire)
+            {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    fn trial_rates(&self, tr: Trials) -> (f64, f64) {
+        let p = f64::from(self.cfg.permitted_calls_in_half_open);
+        (tr.failed as f64 * 100.0 / p, tr.slow as f64 * 100.0 / p)
+    }
+
+    /// Whether the trials so far settle the half-open state, and how.
+    fn verdict(&self, tr: Trials) -> Option<u64> {
+        let cfg = &self.cfg;
+        let permits = u64::from(cfg.permitted_calls_in_half_open);
+        let remaining = permits.saturating_sub(tr.ok + tr.failed);
+        let p = permits as f64;
+        let pct = |n: u64| n as f64 * 100.0 / p;
+        let slow_on = cfg.slow_call_duration.is_some();
+        let reopen = match cfg.failure_rate_threshold {
+            Some(t) => pct(tr.failed) >= t,
+            None => tr.failed > 0,
+        } || (slow_on && pct(tr.slow) >= cfg.slow_call_rate_threshold);
+        if reopen {
+            return Some(OPEN);
+        }
+        let fail_ok = match cfg.failure_rate_threshold {
+            Some(t) => pct(tr.failed + remaining) < t,
+            None => tr.failed + remaining == 0,
+        };
+        let slow_ok = !slow_on || pct(tr.slow + remaining) < cfg.slow_call_rate_threshold;
+        (fail_ok && slow_ok).then_some(CLOSED)
+    }
+
+    fn half_open(&self, seen: u64, now: u64) {
+        let mut d = sync::lock(&self.decider);
+        let w = self.state.load(Acquire);
+        let mut fired = None;
+        if w == seen && now >= self.open_until.load(Acquire) {
+            fired = self.transition(&mut d, w, HALF_OPEN, (0.0, 0.0));
+        }
+        drop(d);
+        self.fire(fired);
+    }
+
+    /// The half-open lease ran out: trials still running count as failed.
+    fn expire_lease(&self, seen: u64, now: u64) {
+        let mut d = sync::lock(&self.decider);
+        let w = self.state.load(Acquire);
+        let mut fired = None;
+        if w == seen && now >= self.lease_until.load(Acquire) {
+            let mut tr = Trials::unpack(self.trials.load(Acquire));
+            tr.failed += tr.issued.saturating_sub(tr.ok + tr.failed);
+            match self.verdict(tr) {
+                Some(to) => fired = self.transition(&mut d, w, to, self.trial_rates(tr)),
+                None => {
+                    // Undecided: carry the counts into a new generation, so the expired
+                    // trials' late outcomes are ignored, and lease the rest afresh.
+                    let generation = (w >> GEN_SHIFT) + 1;
+                    let carried = Trials {
+                        generation: generation & 0xFFFF,
+                        issued: tr.ok + tr.failed,
+                        ..tr
+                    };
+                    self.trials.store(carried.pack(), Release);
+                    self.lease_until.store(self.lease_end(now), Release);
+                    self.state
+                        .store(generation << GEN_SHIFT | HALF_OPEN, Release);
+                }
+            }
+        }
+        drop(d);
+        self.fire(fired);
+    }
+
+    fn lease_end(&self, now: u64) -> u64 {
+        self.cfg
+            .max_wait_in_half_open
+            .map_or(u64::MAX, |d| now.saturating_add(nanos(d)))
+    }
+
+    /// How long to stay open after `opens` opens without a successful close.
+    fn open_wait(&self, opens: u32) -> u64 {
+        let cfg = &self.cfg;
+        let base = cfg.wait_duration.as_secs_f64();
+        let cap = cfg.max_wait_duration.as_secs_f64();
+        let grown = (base * cfg.wait_duration_multiplier.powi(opens.min(1024) as i32)).min(cap);
+        let wait = if cfg.wait_duration_jitter > 0.0 {
+            let spread = cfg.wait_duration_jitter * 2.0f64.mul_add(fastrand::f64(), -1.0);
+            (grown * (1.0 + spread)).min(cap)
+        } else {
+            grown
+        };
+        nanos(Duration::from_secs_f64(wait.max(0.0)))
+    }
+
+    /// Moves to `to`, under the decision lock. Returns the transition to report, if the
+    /// state changed.
+    fn transition(
+        &self,
+        d: &mut Decider,
+        from: u64,
+        to: u64,
+        rates: (f64, f64),
+    ) -> Option<Transition> {
+        let now = self.clock.now();
+        let generation = (from >> GEN_SHIFT) + 1;
+        match to {
+            OPEN => {
+                let wait = self.open_wait(d.opens);
+                d.opens = d.opens.saturating_add(1);
+                self.open_until.store(now.saturating_add(wait), Release);
+            }
+            HALF_OPEN => {
+                self.trials.store(Trials::fresh(generation).pack(), Release);
+                self.lease_until.store(self.lease_end(now), Release);
+            }
+            CLOSED | DISABLED => {
+                self.reset_window(d, now);
+                if from & STATE_BITS == HALF_OPEN {
+                    d.opens = 0;
+                }
+            }
+            _ => {}
+        }
+        self.consecutive.store(0, Release);
+        let cold = if to == CLOSED && self.rates_trip {
+            COLD
+        } else {
+            0
+        };
+        self.state
+            .store(generation << GEN_SHIFT | cold | to, Release);
+        let (from, to) = (state_of(from), state_of(to));
+        if from == to {
+            return None;
+        }
+        let t = Transition::new(self.name.clone(), from, to, rates.0, rates.1);
+        self.watch.send_replace(to);
+        self.metrics.transition(from, to);
+        observe::transition_event(&t);
+        Some(t)
+    }
+
+    fn reset_window(&self, d: &mut Decider, now: u64) {
+        let first = match self.bucket_nanos {
+            Some(_) => d.window.epoch(now),
+            None => 0,
+        };
+        d.window.reset(window::sum(&self.stripes), first);
+        self.epoch.store(first, Release);
+        if let Some(ring) = &self.exact {
+            ring.clear();
+        }
+    }
+
+    fn fire(&self, t: Option<Transition>) {
+        if let (Some(t), Some(hook)) = (t, &self.hook) {
+            hook(&t);
+        }
+    }
+
+    /// Applies a manual command.
+    pub(crate) fn command(&self, to: State, reset_backoff: bool) {
+        let to = match to {
+            State::Closed => CLOSED,
+            State::Disabled => DISABLED,
+            State::ForcedOpen => FORCED_OPEN,
+            State::Open => OPEN,
+            State::HalfOpen => HALF_OPEN,
+        };
+        let mut d = sync::lock(&self.decider);
+        if reset_backoff {
+            d.opens = 0;
+        }
+        let w = self.state.load(Acquire);
+        let t = self.transition(&mut d, w, to, (0.0, 0.0));
+        drop(d);
+        self.fire(t);
+    }
+
+    /// Applies the transitions time makes due (open to half-open, an expired lease), then
+    /// returns the state.
+    pub(crate) fn state(&self) -> State {
+        let w = self.state.load(Acquire);
+        match w & STATE_BITS {
+            OPEN => {
+                let now = self.clock.now();
+                if now >= self.open_until.load(Acquire) {
+                    self.half_open(w, now);
+                }
+            }
+            HALF_OPEN if self.cfg.max_wait_in_half_open.is_some() => {
+                let now = self.clock.now();
+                if now >= self.lease_until.load(Acquire) {
+                    let tr = Trials::unpack(self.trials.load(Acquire));
+                    if tr.issued > tr.ok + tr.failed {
+                        self.expire_lease(w, now);
+                    }
+                }
+            }
+            _ => {}
+        }
+        state_of(self.state.load(Acquire))
+    }
+
+    /// How long until an open breaker admits a trial call.
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        let w = self.state.load(Acquire);
+        if w & STATE_BITS != OPEN {
+            return None;
+        }
+        let until = self.open_until.load(Acquire);
+        Some(Duration::from_nanos(until.saturating_sub(self.clock.now())))
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let state = self.state();
+        let now = self.clock.now();
+        let mut d = sync::lock(&self.decider);
+        let w = self.state.load(Acquire);
+        let counts = if w & STATE_BITS == HALF_OPEN {
+            let tr = Trials::unpack(self.trials.load(Acquire));
+            Counts {
+                calls: tr.ok + tr.failed,
+                failures: tr.failed,
+                slow: tr.slow,
+            }
+        } else {
+            self.window_counts(&mut d, Counts::ZERO, now)
+        };
+        drop(d);
+        let (failure_rate, slow_call_rate) = rates(counts);
+        let mut stats = Stats {
+            state,
+            calls: counts.calls,
+            failures: counts.failures,
+            slow_calls: counts.slow,
+            failure_rate,
+            slow_call_rate,
+            consecutive_failures: self.consecutive.load(Acquire),
+            total_calls: 0,
+            total_failures: 0,
+            total_slow_calls: 0,
+            total_ignored: 0,
+            total_rejected: 0,
+        };
+        for s in self.stripes.iter() {
+            stats.total_calls += s.calls.load(Relaxed);
+            stats.total_failures += s.failures.load(Relaxed);
+            stats.total_slow_calls += s.slow.load(Relaxed);
+            stats.total_ignored += s.ignored.load(Relaxed);
+            stats.total_rejected += s.rejected.load(Relaxed);
+        }
+        stats
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<State> {
+        self.watch.subscribe()
+    }
+
+    /// A dropped call: count it as configured, or give its half-open permit back.
+    pub(crate) fn cancelled(&self, stripe: usize, t: &Ticket) {
+        match self.cfg.cancelled_outcome {
+            Outcome::Failure => self.complete(stripe, t, Outcome::Failure),
+            _ => {
+                if t.kind == Kind::HalfOpen {
+                    self.return_trial(t);
+                }
+            }
+        }
+    }
+}
+
+fn add(s: &Stripe, failure: bool, slow: bool) {
+    s.calls.fetch_add(1, Relaxed);
+    if failure {
+        s.failures.fetch_add(1, Relaxed);
+    }
+    if slow {
+        s.slow.fetch_add(1, Relaxed);
+    }
+}
+
+fn rates(c: Counts) -> (f64, f64) {
+    if c.calls == 0 {
+        return (0.0, 0.0);
+    }
+    let calls = c.calls as f64;
+    (
+        c.failures as f64 * 100.0 / calls,
+        c.slow as f64 * 100.0 / calls,
+    )
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trial_word_round_trips() {
+        let t = Trials {
+            generation: 0xBEEF,
+            issued: 1000,
+            ok: 7,
+            failed: 4095,
+            slow: 1,
+        };
+        assert_eq!(Trials::unpack(t.pack()), t);
+    }
+}
