@@ -1,0 +1,149 @@
+//! The inventory service of the Palisade examples.
+//!
+//! A tonic server for `inventory.v1.InventoryService` (see the `inventory-api` crate) with
+//! stock in an embedded SQLite database, plus an HTTP admin port. See `examples/README.md`
+//! for how it fits with the order service.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), inventory_service::Error> {
+//! use inventory_service::{Config, InventoryService};
+//!
+//! let service = InventoryService::bind(Config::local("inventory.db")).await?;
+//! println!("gRPC on {}, admin on {}", service.grpc_addr(), service.admin_addr());
+//! service.serve(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+mod admin;
+pub mod audit;
+mod config;
+mod error;
+mod faults;
+mod grpc;
+mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use inventory_api::v1::inventory_service_server::InventoryServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Config, ConfigError};
+pub use error::Error;
+pub use faults::{FaultControl, FaultSettings, MAX_LATENCY_MS};
+
+use crate::store::Store;
+
+/// The inventory service, bound to its ports and ready to serve.
+#[derive(Debug)]
+pub struct InventoryService {
+    grpc: TcpListener,
+    admin: TcpListener,
+    store: Store,
+    faults: FaultControl,
+}
+
+impl InventoryService {
+    /// Opens and migrates the database, then binds both ports.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be opened, created or migrated, or a port cannot be bound.
+    pub async fn bind(config: Config) -> Result<Self, Error> {
+        let faults = FaultControl::new(config.faults).map_err(Error::Faults)?;
+        let store = Store::open(&config.db_path)
+            .await
+            .map_err(|source| Error::Database {
+                path: config.db_path.clone(),
+                source,
+            })?;
+        let grpc = bind("gRPC", config.grpc_addr).await?;
+        let admin = bind("admin", config.admin_addr).await?;
+        Ok(Self {
+            grpc,
+            admin,
+            store,
+            faults,
+        })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The bound HTTP admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The live fault controls (the same the admin port changes).
+    pub fn faults(&self) -> FaultControl {
+        self.faults.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    ///
+    /// # Errors
+    ///
+    /// A server failed.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        let watcher = tokio::spawn(async move {
+            shutdown.await;
+            stop.cancel();
+        });
+        let inventory = grpc::Inventory {
+            store: self.store.clone(),
+            faults: self.faults.clone(),
+        };
+        let grpc = tonic::transport::Server::builder()
+            .add_service(InventoryServiceServer::new(inventory))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.grpc),
+                token.clone().cancelled_owned(),
+            );
+        let admin_router = admin::router(admin::AdminState {
+            faults: self.faults.clone(),
+            store: self.store.clone(),
+        });
+        let admin = axum::serve(self.admin, admin_router)
+            .with_graceful_shutdown(token.clone().cancelled_owned());
+        let result = tokio::try_join!(
+            async { grpc.await.map_err(|e| Error::Serve("gRPC", e.into())) },
+            async { admin.await.map_err(|e| Error::Serve("admin", e.into())) },
+        );
+        watcher.abort();
+        self.store.pool().close().await;
+        result.map(|_| ())
+    }
+}
+
+/// Binds and serves until `shutdown` resolves: [`InventoryService::bind`] then
+/// [`InventoryService::serve`].
+///
+/// # Errors
+///
+/// As [`InventoryService::bind`] and [`InventoryService::serve`].
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    InventoryService::bind(config).await?.serve(shutdown).await
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { what, addr, source })
+}
