@@ -1,0 +1,147 @@
+//! The order service of the Palisade examples.
+//!
+//! An axum HTTP API (`POST /orders`, `GET /orders/{id}`) with its own SQLite database,
+//! calling the inventory service over gRPC. See `examples/README.md` for the whole system
+//! and [`orders`](crate) for the idempotency and compensation rules in the source.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), order_service::Error> {
+//! use order_service::{Config, OrderService};
+//!
+//! let config = Config::local("orders.db", "http://127.0.0.1:50051");
+//! let service = OrderService::bind(config).await?;
+//! println!("listening on {}", service.local_addr());
+//! service.serve(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+mod api;
+pub mod audit;
+mod client;
+mod config;
+mod error;
+mod model;
+mod orders;
+mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::{Config, ConfigError};
+pub use error::Error;
+
+use crate::client::InventoryClient;
+use crate::orders::Orders;
+use crate::store::Store;
+
+/// How long shutdown waits for order tasks still running.
+const TASK_GRACE: Duration = Duration::from_secs(10);
+
+/// The order service, bound to its port and ready to serve.
+#[derive(Debug)]
+pub struct OrderService {
+    listener: TcpListener,
+    orders: Orders,
+    config: Config,
+}
+
+impl OrderService {
+    /// Checks the configuration, opens and migrates the database, builds the inventory
+    /// client and binds the port. The inventory service need not be up yet.
+    ///
+    /// # Errors
+    ///
+    /// Invalid configuration, a database that cannot be opened, created or migrated, or a
+    /// port that cannot be bound.
+    pub async fn bind(config: Config) -> Result<Self, Error> {
+        let inventory = InventoryClient::new(&config)?;
+        let store = Store::open(&config.db_path)
+            .await
+            .map_err(|source| Error::Database {
+                path: config.db_path.clone(),
+                source,
+            })?;
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.http_addr,
+                source,
+            })?;
+        Ok(Self {
+            listener,
+            orders: Orders {
+                store,
+                inventory,
+                tasks: TaskTracker::new(),
+            },
+            config,
+        })
+    }
+
+    /// The bound HTTP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests and order tasks
+    /// finish.
+    ///
+    /// # Errors
+    ///
+    /// The server failed.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        let watcher = tokio::spawn(async move {
+            shutdown.await;
+            stop.cancel();
+        });
+        let reconciler = tokio::spawn(self.orders.clone().reconcile_forever(
+            self.config.reconcile_interval,
+            self.config.pending_grace,
+            token.clone(),
+        ));
+        let app = api::router(self.orders.clone());
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(token.clone().cancelled_owned())
+            .await
+            .map_err(Error::Serve);
+        token.cancel();
+        watcher.abort();
+        self.orders.tasks.close();
+        if tokio::time::timeout(TASK_GRACE, self.orders.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "order tasks still running at shutdown; the reconciler will compensate them on restart"
+            );
+        }
+        let _ = reconciler.await;
+        self.orders.store.pool().close().await;
+        served
+    }
+}
+
+/// Binds and serves until `shutdown` resolves: [`OrderService::bind`] then
+/// [`OrderService::serve`].
+///
+/// # Errors
+///
+/// As [`OrderService::bind`] and [`OrderService::serve`].
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    OrderService::bind(config).await?.serve(shutdown).await
+}

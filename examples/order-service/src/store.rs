@@ -1,0 +1,212 @@
+//! Orders in SQLite: the only module that speaks SQL.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::model::{Line, Order};
+
+/// What claiming an order found.
+#[derive(Debug)]
+pub(crate) enum Claim {
+    /// A new pending order was stored under this id.
+    New(String),
+    /// The key is already used by a confirmed order for the same request.
+    Replay(Order),
+    /// The key is already used by a different request.
+    KeyReused,
+    /// The key's first request is still being processed (or compensated).
+    InProgress,
+}
+
+/// The orders database.
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    pool: SqlitePool,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Store {
+    /// Opens (creating if missing) and migrates the database at `path`.
+    pub(crate) async fn open(path: &Path) -> Result<Self, sqlx::Error> {
+        let pool = open_pool(path, 4, true).await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Claims a new order for `lines` (canonical: sorted by SKU), under `key` if given.
+    /// `request` is the canonical request text compared on a repeated key.
+    pub(crate) async fn claim(
+        &self,
+        key: Option<&str>,
+        request: &str,
+        lines: &[Line],
+    ) -> Result<Claim, sqlx::Error> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(key) = key {
+            let row =
+                sqlx::query("SELECT id, request, status FROM orders WHERE idempotency_key = ?")
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(row) = row {
+                let (id, stored, status): (String, String, String) =
+                    (row.get(0), row.get(1), row.get(2));
+                drop(tx);
+                if stored != request {
+                    return Ok(Claim::KeyReused);
+                }
+                if status != "confirmed" {
+                    return Ok(Claim::InProgress);
+                }
+                return Ok(match self.get(&id).await? {
+                    Some(order) => Claim::Replay(order),
+                    // Deleted between the two reads: the first request was compensated.
+                    None => Claim::InProgress,
+                });
+            }
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO orders (id, idempotency_key, request, status, claimed_at_ms, created_at) \
+             VALUES (?, ?, ?, 'pending', ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+        )
+        .bind(&id)
+        .bind(key)
+        .bind(request)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        for line in lines {
+            sqlx::query("INSERT INTO order_items (order_id, sku, quantity) VALUES (?, ?, ?)")
+                .bind(&id)
+                .bind(&line.sku)
+                .bind(i64::from(line.quantity))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Claim::New(id))
+    }
+
+    /// Marks a pending order confirmed with its reservation. Returns the stored order, or
+    /// `None` if the row is no longer pending (the reconciler took it over).
+    pub(crate) async fn confirm(
+        &self,
+        id: &str,
+        reservation_id: &str,
+    ) -> Result<Option<Order>, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE orders SET status = 'confirmed', reservation_id = ? WHERE id = ? AND status = 'pending'",
+        )
+        .bind(reservation_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.get(id).await
+    }
+
+    /// Marks an unconfirmed order `aborting`: it can no longer be confirmed, and its
+    /// reservation must be released. Returns false if the order is confirmed or gone.
+    pub(crate) async fn take_over(&self, id: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE orders SET status = 'aborting' WHERE id = ? AND status IN ('pending', 'aborting')",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes an unconfirmed order whose reservation was released; frees its key.
+    pub(crate) async fn forget(&self, id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM orders WHERE id = ? AND status != 'confirmed'")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Orders the reconciler must compensate: every `aborting` one, and `pending` ones
+    /// claimed more than `grace` ago (their request died: a crash, a lost task).
+    pub(crate) async fn unfinished(
+        &self,
+        grace: Duration,
+        limit: u32,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let cutoff = now_ms().saturating_sub(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
+        sqlx::query_scalar(
+            "SELECT id FROM orders WHERE status = 'aborting' \
+             OR (status = 'pending' AND claimed_at_ms <= ?) ORDER BY claimed_at_ms LIMIT ?",
+        )
+        .bind(cutoff)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// A confirmed order.
+    pub(crate) async fn get(&self, id: &str) -> Result<Option<Order>, sqlx::Error> {
+        let Some(row) = sqlx::query(
+            "SELECT id, reservation_id, created_at FROM orders WHERE id = ? AND status = 'confirmed'",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let items =
+            sqlx::query("SELECT sku, quantity FROM order_items WHERE order_id = ? ORDER BY sku")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|r| Line {
+                    sku: r.get(0),
+                    quantity: u32::try_from(r.get::<i64, _>(1)).unwrap_or(0),
+                })
+                .collect();
+        Ok(Some(Order {
+            id: row.get(0),
+            status: "confirmed",
+            items,
+            reservation_id: row.get(1),
+            created_at: row.get(2),
+        }))
+    }
+}
+
+/// Opens a WAL-mode pool on `path`, creating the file if missing and `create` is set.
+pub(crate) async fn open_pool(
+    path: &Path,
+    max: u32,
+    create: bool,
+) -> Result<SqlitePool, sqlx::Error> {
+    let options = SqliteConnectOptions::from_str("sqlite:")?
+        .filename(path)
+        .create_if_missing(create)
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5));
+    SqlitePoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+}
