@@ -28,6 +28,8 @@ pub enum Error {
     },
     /// The configured fault settings are out of range.
     Faults(String),
+    /// The health registry could not be set up.
+    Health(palisade_health::ConfigError),
     /// A server failed while serving.
     Serve(&'static str, Box<dyn std::error::Error + Send + Sync>),
 }
@@ -42,6 +44,7 @@ impl fmt::Display for Error {
                 write!(f, "cannot listen for {what} on {addr}: {source}")
             }
             Error::Faults(e) => write!(f, "invalid fault settings: {e}"),
+            Error::Health(e) => write!(f, "health registry: {e}"),
             Error::Serve(what, e) => write!(f, "{what} server failed: {e}"),
         }
     }
@@ -53,6 +56,7 @@ impl std::error::Error for Error {
             Error::Database { source, .. } => Some(source),
             Error::Bind { source, .. } => Some(source),
             Error::Faults(_) => None,
+            Error::Health(e) => Some(e),
             Error::Serve(_, e) => Some(&**e),
         }
     }

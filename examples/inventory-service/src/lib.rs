@@ -25,10 +25,12 @@ mod store;
 use std::future::Future;
 use std::net::SocketAddr;
 
-use inventory_api::v1::inventory_service_server::InventoryServiceServer;
+use std::time::Duration;
+
+use inventory_api::v1::inventory_service_server::{InventoryServiceServer, SERVICE_NAME};
+use palisade_health::{Details, HealthCheck, HealthRegistry, check_fn};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ConfigError};
 pub use error::Error;
@@ -43,6 +45,7 @@ pub struct InventoryService {
     admin: TcpListener,
     store: Store,
     faults: FaultControl,
+    health: HealthRegistry,
 }
 
 impl InventoryService {
@@ -59,6 +62,7 @@ impl InventoryService {
                 path: config.db_path.clone(),
                 source,
             })?;
+        let health = health(&config, &store)?;
         let grpc = bind("gRPC", config.grpc_addr).await?;
         let admin = bind("admin", config.admin_addr).await?;
         Ok(Self {
@@ -66,6 +70,7 @@ impl InventoryService {
             admin,
             store,
             faults,
+            health,
         })
     }
 
@@ -88,7 +93,14 @@ impl InventoryService {
         self.faults.clone()
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// The health registry: readiness over HTTP and `grpc.health.v1`, and drain.
+    pub fn health(&self) -> HealthRegistry {
+        self.health.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then drains: readiness (HTTP and gRPC) fails at
+    /// once, requests are still served for the drain delay, then both servers stop
+    /// accepting, finish in-flight requests, and the shutdown hooks run.
     ///
     /// # Errors
     ///
@@ -97,33 +109,34 @@ impl InventoryService {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let token = CancellationToken::new();
-        let stop = token.clone();
+        let health = self.health.clone();
         let watcher = tokio::spawn(async move {
             shutdown.await;
-            stop.cancel();
+            health.drain();
         });
         let inventory = grpc::Inventory {
             store: self.store.clone(),
             faults: self.faults.clone(),
         };
+        // Server stack, outermost first: Health (HTTP probe paths; gRPC health is the
+        // `grpc.health.v1` service below) -> the inventory service.
         let grpc = tonic::transport::Server::builder()
+            .layer(self.health.layer())
+            .add_service(self.health.grpc_service())
             .add_service(InventoryServiceServer::new(inventory))
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.grpc),
-                token.clone().cancelled_owned(),
-            );
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), self.health.drained());
         let admin_router = admin::router(admin::AdminState {
             faults: self.faults.clone(),
             store: self.store.clone(),
         });
-        let admin = axum::serve(self.admin, admin_router)
-            .with_graceful_shutdown(token.clone().cancelled_owned());
+        let admin = axum::serve(self.admin, admin_router.layer(self.health.layer()))
+            .with_graceful_shutdown(self.health.drained());
         let result = tokio::try_join!(
             async { grpc.await.map_err(|e| Error::Serve("gRPC", e.into())) },
             async { admin.await.map_err(|e| Error::Serve("admin", e.into())) },
         );
         watcher.abort();
+        self.health.run_shutdown_hooks().await;
         self.store.pool().close().await;
         result.map(|_| ())
     }
@@ -140,6 +153,37 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     InventoryService::bind(config).await?.serve(shutdown).await
+}
+
+/// The health registry: the database as a readiness check, which `grpc.health.v1` also
+/// reports for the inventory service's name.
+fn health(config: &Config, store: &Store) -> Result<HealthRegistry, Error> {
+    let health = HealthRegistry::builder()
+        .service_id("inventory-service")
+        .release_id(env!("CARGO_PKG_VERSION"))
+        // The admin port is internal: show which check fails.
+        .details(Details::always())
+        .drain_delay(config.drain_delay)
+        .build()
+        .map_err(Error::Health)?;
+    let pool = store.pool().clone();
+    health
+        .register(
+            HealthCheck::readiness(
+                "sqlite",
+                check_fn(move || {
+                    let pool = pool.clone();
+                    async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()) }
+                }),
+            )
+            .interval(Duration::from_secs(2))
+            .timeout(Duration::from_secs(1)),
+        )
+        .map_err(Error::Health)?;
+    health
+        .add_grpc_service(SERVICE_NAME, ["sqlite"])
+        .map_err(Error::Health)?;
+    Ok(health)
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
