@@ -19,6 +19,7 @@ use std::time::Duration;
 /// | `ORDER_RECONCILE_INTERVAL_MS` | `2000` | how often unfinished orders are compensated, 10 to 600000 |
 /// | `ORDER_PENDING_GRACE_MS` | `30000` | age after which a pending order counts as abandoned; more than `INVENTORY_DEADLINE_MS` |
 /// | `ORDER_DRAIN_DELAY_MS` | `5000` | on shutdown, how long readiness fails before the server stops |
+/// | `ORDER_HEALTH_TOKEN` | unset | health check details are shown to probes sending `Authorization: Bearer <token>`; hidden otherwise |
 #[derive(Debug, Clone)]
 pub struct Config {
     /// HTTP listen address.
@@ -41,6 +42,8 @@ pub struct Config {
     pub pending_grace: Duration,
     /// How long readiness fails before the server stops, on shutdown.
     pub drain_delay: Duration,
+    /// Token that reveals health check details; `None` hides them from everyone.
+    pub health_token: Option<String>,
 }
 
 impl Config {
@@ -58,6 +61,7 @@ impl Config {
             reconcile_interval: Duration::from_secs(2),
             pending_grace: Duration::from_secs(30),
             drain_delay: Duration::ZERO,
+            health_token: None,
         }
     }
 
@@ -132,6 +136,17 @@ impl Config {
             ));
         }
         let drain_delay = ms("ORDER_DRAIN_DELAY_MS", "5000", 0, 600_000)?;
+        let health_token = match get("ORDER_HEALTH_TOKEN") {
+            None => None,
+            Some(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()) => Some(t),
+            Some(t) => {
+                return Err(ConfigError::new(
+                    "ORDER_HEALTH_TOKEN",
+                    &"*".repeat(t.len().min(8)),
+                    "expected visible ASCII characters without spaces",
+                ));
+            }
+        };
         Ok(Self {
             http_addr,
             db_path,
@@ -143,6 +158,7 @@ impl Config {
             reconcile_interval,
             pending_grace,
             drain_delay,
+            health_token,
         })
     }
 }
@@ -244,6 +260,7 @@ mod tests {
             ("ORDER_RECONCILE_INTERVAL_MS", "1"),
             ("ORDER_PENDING_GRACE_MS", "1000"),
             ("ORDER_DRAIN_DELAY_MS", "x"),
+            ("ORDER_HEALTH_TOKEN", "a b"),
         ] {
             let err = Config::from_lookup(lookup(&[(var, value)])).unwrap_err();
             assert_eq!(err.var(), var, "{err}");

@@ -26,6 +26,8 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// The health registry could not be set up.
+    Health(palisade_health::ConfigError),
     /// The server failed while serving.
     Serve(std::io::Error),
 }
@@ -38,6 +40,7 @@ impl fmt::Display for Error {
                 write!(f, "cannot open database {}: {source}", path.display())
             }
             Error::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            Error::Health(e) => write!(f, "health registry: {e}"),
             Error::Serve(e) => write!(f, "HTTP server failed: {e}"),
         }
     }
@@ -49,6 +52,7 @@ impl std::error::Error for Error {
             Error::Config(e) => Some(e),
             Error::Database { source, .. } => Some(source),
             Error::Bind { source, .. } => Some(source),
+            Error::Health(e) => Some(e),
             Error::Serve(e) => Some(e),
         }
     }

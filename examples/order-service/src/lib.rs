@@ -28,6 +28,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use palisade_health::{Details, HealthCheck, HealthRegistry, check_fn};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -47,6 +48,7 @@ const TASK_GRACE: Duration = Duration::from_secs(10);
 pub struct OrderService {
     listener: TcpListener,
     orders: Orders,
+    health: HealthRegistry,
     config: Config,
 }
 
@@ -66,6 +68,7 @@ impl OrderService {
                 path: config.db_path.clone(),
                 source,
             })?;
+        let health = health(&config, &store)?;
         let listener = TcpListener::bind(config.http_addr)
             .await
             .map_err(|source| Error::Bind {
@@ -79,6 +82,7 @@ impl OrderService {
                 inventory,
                 tasks: TaskTracker::new(),
             },
+            health,
             config,
         })
     }
@@ -90,8 +94,14 @@ impl OrderService {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests and order tasks
-    /// finish.
+    /// The health registry: readiness, and drain.
+    pub fn health(&self) -> HealthRegistry {
+        self.health.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then drains: readiness fails at once, requests
+    /// are still served for the drain delay, then the server stops accepting, in-flight
+    /// requests and order tasks finish, and the shutdown hooks run.
     ///
     /// # Errors
     ///
@@ -101,19 +111,20 @@ impl OrderService {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         let token = CancellationToken::new();
-        let stop = token.clone();
+        let health = self.health.clone();
         let watcher = tokio::spawn(async move {
             shutdown.await;
-            stop.cancel();
+            health.drain();
         });
         let reconciler = tokio::spawn(self.orders.clone().reconcile_forever(
             self.config.reconcile_interval,
             self.config.pending_grace,
             token.clone(),
         ));
-        let app = api::router(self.orders.clone());
+        // Server stack, outermost first: Health (answers the probe paths) -> the API.
+        let app = api::router(self.orders.clone()).layer(self.health.layer());
         let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(token.clone().cancelled_owned())
+            .with_graceful_shutdown(self.health.drained())
             .await
             .map_err(Error::Serve);
         token.cancel();
@@ -128,9 +139,40 @@ impl OrderService {
             );
         }
         let _ = reconciler.await;
+        self.health.run_shutdown_hooks().await;
         self.orders.store.pool().close().await;
         served
     }
+}
+
+/// The health registry: the database as a readiness check.
+fn health(config: &Config, store: &Store) -> Result<HealthRegistry, Error> {
+    let details = config
+        .health_token
+        .as_ref()
+        .map_or_else(Details::hidden, |t| Details::token(t.clone()));
+    let health = HealthRegistry::builder()
+        .service_id("order-service")
+        .release_id(env!("CARGO_PKG_VERSION"))
+        .details(details)
+        .drain_delay(config.drain_delay)
+        .build()
+        .map_err(Error::Health)?;
+    let pool = store.pool().clone();
+    health
+        .register(
+            HealthCheck::readiness(
+                "sqlite",
+                check_fn(move || {
+                    let pool = pool.clone();
+                    async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()) }
+                }),
+            )
+            .interval(Duration::from_secs(2))
+            .timeout(Duration::from_secs(1)),
+        )
+        .map_err(Error::Health)?;
+    Ok(health)
 }
 
 /// Binds and serves until `shutdown` resolves: [`OrderService::bind`] then

@@ -53,6 +53,7 @@ impl Inventory {
 pub struct Orders {
     pub addr: String,
     pub db: PathBuf,
+    pub health: palisade_health::HealthRegistry,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), order_service::Error>>>,
 }
@@ -71,6 +72,7 @@ impl Orders {
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         Self {
             addr: service.local_addr().to_string(),
+            health: service.health(),
             db,
             stop: Some(stop),
             task: Some(tokio::spawn(service.serve(async move {
@@ -98,6 +100,21 @@ impl Orders {
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.task.take().unwrap().await.unwrap().unwrap();
+    }
+
+    /// Starts the drain, as SIGTERM would.
+    pub fn health_drain(&self) {
+        self.health.drain();
+    }
+
+    /// Waits for the server to stop on its own (after a drain), at most 10 s.
+    pub async fn wait(mut self) {
+        let task = self.task.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the server stops after the drain delay")
+            .unwrap()
+            .unwrap();
     }
 }
 
