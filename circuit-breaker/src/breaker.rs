@@ -28,7 +28,7 @@ use crate::config::{Config, StateChangeHook, WindowKind};
 use crate::handle::{Stats, Transition};
 use crate::observe::{self, Instruments};
 use crate::sync::{
-    self, AtomicBool, AtomicU64, AtomicUsize, Mutex,
+    self, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex,
     Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst},
 };
 use crate::window::{self, Counts, ExactRing, Snapshots, Stripe};
@@ -41,6 +41,8 @@ const FORCED_OPEN: u64 = 4;
 const STATE_BITS: u64 = 0b111;
 const COLD: u64 = 0b1000;
 const GEN_SHIFT: u32 = 4;
+/// Generations wrap at 48 bits, so a call's ticket packs into one word.
+const GEN_MASK: u64 = (1 << 48) - 1;
 
 fn state_of(word: u64) -> State {
     match word & STATE_BITS {
@@ -109,9 +111,51 @@ pub(crate) struct Ticket {
     pub(crate) generation: u64,
     pub(crate) kind: Kind,
     start: Option<u64>,
+    /// A warm closed call in a breaker whose successes need no recording at all: its
+    /// permit carries a registry key instead of a reference.
+    pub(crate) lean: bool,
 }
 
 impl Ticket {
+    /// Packs everything but the start time, with the caller's stripe, into one word.
+    #[inline]
+    pub(crate) fn pack(&self, stripe: usize) -> u64 {
+        let kind = match self.kind {
+            Kind::Closed => 0,
+            Kind::HalfOpen => 1,
+            Kind::Disabled => 2,
+        };
+        self.generation << 16 | ((stripe as u64) & 0xFF) << 8 | kind << 1 | u64::from(self.lean)
+    }
+
+    /// The start time, for a packed ticket to carry separately (`u64::MAX`: none).
+    #[inline]
+    pub(crate) fn start_raw(&self) -> u64 {
+        self.start.unwrap_or(u64::MAX)
+    }
+
+    /// Unpacks a ticket and its stripe.
+    pub(crate) fn unpack(meta: u64, start: u64) -> (Ticket, usize) {
+        let kind = match (meta >> 1) & 0b11 {
+            0 => Kind::Closed,
+            1 => Kind::HalfOpen,
+            _ => Kind::Disabled,
+        };
+        let ticket = Ticket {
+            generation: meta >> 16,
+            kind,
+            start: (start != u64::MAX).then_some(start),
+            lean: meta & 1 == 1,
+        };
+        (ticket, ((meta >> 8) & 0xFF) as usize)
+    }
+
+    /// Whether a packed ticket is lean (its success needs no recording).
+    #[inline]
+    pub(crate) fn packed_is_lean(meta: u64) -> bool {
+        meta & 1 == 1
+    }
+
     pub(crate) fn state(&self) -> State {
         match self.kind {
             Kind::Closed => State::Closed,
@@ -189,8 +233,13 @@ pub(crate) struct Core {
     exact: Option<ExactRing>,
     /// Bucket width in nanoseconds, for a time window.
     bucket_nanos: Option<u64>,
-    /// A warm closed success is one stripe add (striped count window, no slow detection).
-    fast_success: bool,
+    /// The striped count window: calls are counted when admitted.
+    count_window: bool,
+    /// Warm closed successes need no recording (count window, no slow-call detection, no
+    /// consecutive-failure count, no metrics recorder).
+    lean: bool,
+    #[cfg(not(loom))]
+    key: std::sync::OnceLock<crate::registry::Key>,
     /// Whether the rates can trip the breaker (so the window's warm-up matters).
     rates_trip: bool,
     epoch: AtomicU64,
@@ -225,7 +274,7 @@ pub(crate) fn default_stripes() -> usize {
     #[cfg(not(loom))]
     {
         let n = std::thread::available_parallelism().map_or(4, |n| n.get());
-        (2 * n).next_power_of_two().clamp(2, 64)
+        (8 * n).next_power_of_two().clamp(16, 128)
     }
 }
 
@@ -252,16 +301,23 @@ impl Core {
             _ => None,
         };
         let rates_trip = cfg.failure_rate_threshold.is_some() || cfg.slow_call_duration.is_some();
-        let fast_success =
-            matches!(cfg.window, WindowKind::Count { .. }) && cfg.slow_call_duration.is_none();
+        let count_window = matches!(cfg.window, WindowKind::Count { .. });
         let metrics = Instruments::new(&name);
+        let lean = count_window
+            && cfg.slow_call_duration.is_none()
+            && cfg.consecutive_failures.is_none()
+            && !metrics.active()
+            && cfg!(not(loom));
         Core {
             state: AtomicU64::new(CLOSED | if rates_trip { COLD } else { 0 }),
             stripes: (0..stripes).map(|_| Stripe::default()).collect(),
             next_stripe: AtomicUsize::new(0),
             exact,
             bucket_nanos,
-            fast_success,
+            count_window,
+            lean,
+            #[cfg(not(loom))]
+            key: std::sync::OnceLock::new(),
             rates_trip,
             epoch: AtomicU64::new(first),
             consecutive: AtomicU64::new(0),
@@ -279,9 +335,60 @@ impl Core {
         }
     }
 
-    /// Picks the counter stripe for a new service clone.
-    pub(crate) fn next_stripe(&self) -> usize {
-        self.next_stripe.fetch_add(1, Relaxed) & (self.stripes.len() - 1)
+    /// Wraps a new core in an `Arc` and registers it, so that lean permits can find it.
+    pub(crate) fn shared(core: Core) -> Arc<Core> {
+        let core = Arc::new(core);
+        #[cfg(not(loom))]
+        {
+            let key = crate::registry::register(Arc::downgrade(&core));
+            let _ = core.key.set(key);
+        }
+        core
+    }
+
+    /// The registry key of a shared core.
+    #[cfg(not(loom))]
+    pub(crate) fn key(&self) -> Option<crate::registry::Key> {
+        self.key.get().copied()
+    }
+
+    /// Picks the counter stripe for a new service clone: one it owns alone if any is free
+    /// (so it can count admissions with plain stores), else a shared one.
+    pub(crate) fn claim_stripe(&self) -> (usize, bool) {
+        let n = self.stripes.len();
+        let start = self.next_stripe.fetch_add(1, Relaxed);
+        for i in 0..n {
+            let idx = (start + i) & (n - 1);
+            let owner = &self.stripes[idx].owner;
+            if !owner.load(Relaxed)
+                && owner
+                    .compare_exchange(false, true, Acquire, Relaxed)
+                    .is_ok()
+            {
+                return (idx, true);
+            }
+        }
+        (start & (n - 1), false)
+    }
+
+    /// Gives back a stripe claimed alone (its counts stay: they only ever grow).
+    pub(crate) fn release_stripe(&self, stripe: usize) {
+        self.stripes[stripe].owner.store(false, Release);
+    }
+
+    /// Counts a call admitted by a closed (or disabled) breaker with a count window.
+    #[inline]
+    pub(crate) fn count_admission(&self, stripe: usize, exclusive: bool, t: &Ticket) {
+        if !self.count_window || t.kind == Kind::HalfOpen {
+            return;
+        }
+        let a = &self.stripes[stripe].admitted;
+        if exclusive {
+            // Only the owning clone writes this counter: no read-modify-write needed.
+            a.store(a.load(Relaxed) + 1, Relaxed);
+        } else {
+            a.fetch_add(1, Relaxed);
+        }
     }
 
     #[inline]
@@ -302,6 +409,7 @@ impl Core {
                 generation: w >> GEN_SHIFT,
                 kind: Kind::Closed,
                 start: self.start(),
+                lean: self.lean && w & COLD == 0,
             });
         }
         self.acquire_slow(stripe)
@@ -318,6 +426,7 @@ impl Core {
                         generation,
                         kind: Kind::Closed,
                         start: self.start(),
+                        lean: self.lean && w & COLD == 0,
                     });
                 }
                 DISABLED => {
@@ -325,6 +434,7 @@ impl Core {
                         generation,
                         kind: Kind::Disabled,
                         start: self.start(),
+                        lean: false,
                     });
                 }
                 FORCED_OPEN => return Err(self.reject(stripe, State::ForcedOpen, None)),
@@ -343,6 +453,7 @@ impl Core {
                             generation,
                             kind: Kind::HalfOpen,
                             start: self.start(),
+                            lean: false,
                         });
                     }
                     Some(false) => {
@@ -398,16 +509,21 @@ impl Core {
     /// Records an admitted call's outcome.
     #[inline]
     pub(crate) fn complete(&self, stripe: usize, t: &Ticket, outcome: Outcome) {
-        if self.fast_success && outcome == Outcome::Success && t.kind == Kind::Closed {
-            // Closed, warm, same generation: nothing but this clone's own counter.
-            if self.state.load(Acquire) == t.generation << GEN_SHIFT {
-                self.stripes[stripe].calls.fetch_add(1, Relaxed);
-                if self.cfg.consecutive_failures.is_some() && self.consecutive.load(Relaxed) != 0 {
-                    self.consecutive.store(0, Relaxed);
-                }
-                self.metrics.success();
-                return;
+        if t.lean && outcome == Outcome::Success {
+            return; // counted when admitted; nothing can change
+        }
+        if self.count_window
+            && outcome == Outcome::Success
+            && t.kind == Kind::Closed
+            && t.start.is_none()
+            && self.state.load(Acquire) == t.generation << GEN_SHIFT
+        {
+            // Warm, same generation, counted when admitted: only the side counters.
+            if self.cfg.consecutive_failures.is_some() && self.consecutive.load(Relaxed) != 0 {
+                self.consecutive.store(0, Relaxed);
             }
+            self.metrics.success();
+            return;
         }
         self.complete_slow(stripe, t, outcome);
     }
@@ -426,9 +542,7 @@ impl Core {
         if outcome == Outcome::Ignored {
             s.ignored.fetch_add(1, Relaxed);
             self.metrics.ignored();
-            if t.kind == Kind::HalfOpen {
-                self.return_trial(t);
-            }
+            self.retract(s, t);
             return;
         }
         let failure = outcome == Outcome::Failure;
@@ -441,7 +555,17 @@ impl Core {
         if w >> GEN_SHIFT != t.generation {
             return; // late: the breaker moved on since this call was admitted
         }
-        add(s, failure, slow);
+        if self.count_window {
+            // The call was counted when admitted; add what it turned out to be.
+            if failure {
+                s.failures.fetch_add(1, Relaxed);
+            }
+            if slow {
+                s.slow.fetch_add(1, Relaxed);
+            }
+        } else {
+            add(s, failure, slow);
+        }
         if let Some(ring) = &self.exact {
             ring.record(failure, slow);
         }
@@ -581,6 +705,20 @@ impl Core {
         }
     }
 
+    /// Takes back an admitted call that ended without an outcome (ignored or cancelled):
+    /// a half-open permit is returned, and a call the count window counted on admission is
+    /// subtracted again (if the window was not reset since).
+    fn retract(&self, s: &Stripe, t: &Ticket) {
+        match t.kind {
+            Kind::HalfOpen => self.return_trial(t),
+            Kind::Closed | Kind::Disabled => {
+                if self.count_window && self.state.load(Acquire) >> GEN_SHIFT == t.generation {
+                    s.retracted.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+
     fn return_trial(&self, t: &Ticket) {
         let generation = t.generation & 0xFFFF;
         let mut cur = self.trials.load(Acquire);
@@ -655,7 +793,7 @@ impl Core {
                 None => {
                     // Undecided: carry the counts into a new generation, so the expired
                     // trials' late outcomes are ignored, and lease the rest afresh.
-                    let generation = (w >> GEN_SHIFT) + 1;
+                    let generation = ((w >> GEN_SHIFT) + 1) & GEN_MASK;
                     let carried = Trials {
                         generation: generation & 0xFFFF,
                         issued: tr.ok + tr.failed,
@@ -703,7 +841,7 @@ impl Core {
         rates: (f64, f64),
     ) -> Option<Transition> {
         let now = self.clock.now();
-        let generation = (from >> GEN_SHIFT) + 1;
+        let generation = ((from >> GEN_SHIFT) + 1) & GEN_MASK;
         match to {
             OPEN => {
                 let wait = self.open_wait(d.opens);
@@ -845,7 +983,8 @@ impl Core {
             total_rejected: 0,
         };
         for s in self.stripes.iter() {
-            stats.total_calls += s.calls.load(Relaxed);
+            stats.total_calls += s.admitted.load(Relaxed) + s.calls.load(Relaxed);
+            stats.total_calls = stats.total_calls.saturating_sub(s.retracted.load(Relaxed));
             stats.total_failures += s.failures.load(Relaxed);
             stats.total_slow_calls += s.slow.load(Relaxed);
             stats.total_ignored += s.ignored.load(Relaxed);
@@ -862,11 +1001,16 @@ impl Core {
     pub(crate) fn cancelled(&self, stripe: usize, t: &Ticket) {
         match self.cfg.cancelled_outcome {
             Outcome::Failure => self.complete(stripe, t, Outcome::Failure),
-            _ => {
-                if t.kind == Kind::HalfOpen {
-                    self.return_trial(t);
-                }
-            }
+            _ => self.retract(&self.stripes[stripe], t),
+        }
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        #[cfg(not(loom))]
+        if let Some(key) = self.key.get() {
+            crate::registry::unregister(*key);
         }
     }
 }

@@ -49,7 +49,7 @@ impl<C, F> CircuitBreakerLayer<C, F> {
     ) -> Self {
         let core = Core::new(StdArc::from(name), config, hook, default_stripes());
         CircuitBreakerLayer {
-            core: Arc::new(core),
+            core: Core::shared(core),
             classifier,
             fallback,
         }

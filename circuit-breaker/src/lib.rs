@@ -129,10 +129,19 @@ mod handle;
 mod layer;
 pub mod observe;
 mod permit;
+#[cfg(not(loom))]
+mod registry;
 mod service;
 mod state;
 mod sync;
 mod window;
+
+#[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+pub mod grpc;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 
 #[cfg(loom)]
 #[doc(hidden)]

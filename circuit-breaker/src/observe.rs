@@ -41,6 +41,9 @@ pub const fn state_value(state: State) -> f64 {
 pub(crate) struct Instruments {
     #[cfg(feature = "metrics")]
     inner: Handles,
+    /// Whether a recorder was installed when the handles were registered.
+    #[cfg(feature = "metrics")]
+    active: bool,
 }
 
 #[cfg(feature = "metrics")]
@@ -84,10 +87,25 @@ impl Instruments {
                 rejected: calls("rejected"),
             };
             handles.state.set(state_value(State::Closed));
-            Instruments { inner: handles }
+            // The no-op recorder is a zero-sized type; any real recorder holds state.
+            let active = metrics::with_recorder(|r| std::mem::size_of_val(r) != 0);
+            Instruments {
+                inner: handles,
+                active,
+            }
         }
         #[cfg(not(feature = "metrics"))]
         Instruments {}
+    }
+
+    /// Whether per-call counters are recorded (a recorder was installed at build time).
+    pub(crate) fn active(&self) -> bool {
+        #[cfg(feature = "metrics")]
+        {
+            self.active
+        }
+        #[cfg(not(feature = "metrics"))]
+        false
     }
 
     #[inline]

@@ -16,12 +16,20 @@
 //! when a time bucket rolls over).
 
 use crate::config::WindowKind;
-use crate::sync::{AtomicU64, Ordering::Relaxed};
+use crate::sync::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// One service clone's counters, on its own cache lines.
+///
+/// `admitted` counts the calls a closed breaker admitted through this stripe (the count
+/// window counts calls when they are admitted). When a service clone owns the stripe
+/// exclusively (`owner`), only that clone writes `admitted`, with a plain load and store;
+/// the other counters are written with atomic adds, on slower paths.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct Stripe {
+    pub(crate) owner: AtomicBool,
+    pub(crate) admitted: AtomicU64,
+    pub(crate) retracted: AtomicU64,
     pub(crate) calls: AtomicU64,
     pub(crate) failures: AtomicU64,
     pub(crate) slow: AtomicU64,
@@ -64,7 +72,8 @@ impl Counts {
 pub(crate) fn sum(stripes: &[Stripe]) -> Counts {
     let mut c = Counts::ZERO;
     for s in stripes {
-        c.calls += s.calls.load(Relaxed);
+        c.calls += s.admitted.load(Relaxed) + s.calls.load(Relaxed);
+        c.calls = c.calls.saturating_sub(s.retracted.load(Relaxed));
         c.failures += s.failures.load(Relaxed);
         c.slow += s.slow.load(Relaxed);
     }

@@ -233,9 +233,10 @@ async fn a_hung_trial_is_reclaimed_after_the_lease_and_its_late_outcome_ignored(
 
 #[tokio::test(start_paused = true)]
 async fn late_failures_from_before_a_trip_are_ignored() {
+    // The count window counts calls when they are admitted: the slow call is the first of 3.
     let layer = CircuitBreakerLayer::builder("t")
-        .sliding_window(SlidingWindow::count(2))
-        .minimum_calls(2)
+        .sliding_window(SlidingWindow::count(3))
+        .minimum_calls(3)
         .wait_duration(Duration::from_secs(1))
         .permitted_calls_in_half_open(1)
         .build()
