@@ -2,20 +2,27 @@
 //! its errors to what the order logic needs to know.
 
 use std::error::Error as StdError;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use inventory_api::Reason;
 use inventory_api::v1::inventory_service_client::InventoryServiceClient;
 use inventory_api::v1::{Item, ReleaseRequest, ReserveRequest};
 use palisade_circuit_breaker::error::CircuitOpen;
+use palisade_circuit_breaker::grpc::GrpcClassifier;
+use palisade_circuit_breaker::{
+    CircuitBreaker, CircuitBreakerHandle, CircuitBreakerLayer, SlidingWindow, State,
+};
+use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+use tower::timeout::Timeout;
 
 use crate::config::Config;
 use crate::model::Line;
 
-/// The service stack around the channel.
-pub(crate) type Stack = tower::timeout::Timeout<Channel>;
+/// The service stack around the channel, outermost first; see [`InventoryClient::new`].
+pub(crate) type Stack = CircuitBreaker<Timeout<Channel>, GrpcClassifier>;
 
 /// A failed inventory call, sorted by what the caller can do about it.
 #[derive(Debug)]
@@ -58,15 +65,55 @@ impl CallError {
     }
 }
 
-/// The inventory client. Cheap to clone; clones share the channel.
+/// One breaker state change, with when it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerTransition {
+    /// When, on tokio's clock.
+    pub at: Instant,
+    /// The state left.
+    pub from: State,
+    /// The state entered.
+    pub to: State,
+    /// The failure rate (percent) that decided it.
+    pub failure_rate: f64,
+}
+
+/// The inventory client. Cheap to clone; clones share the channel and the breaker.
 #[derive(Debug, Clone)]
 pub(crate) struct InventoryClient {
     client: InventoryServiceClient<Stack>,
+    breaker: CircuitBreakerHandle,
+    transitions: BreakerLog,
+}
+
+/// The breaker's transitions so far, recorded by its `on_state_change` hook (which runs
+/// only on a transition, never per call). Cheap to clone; clones share the log.
+#[derive(Debug, Clone, Default)]
+pub struct BreakerLog(Arc<Mutex<Vec<BreakerTransition>>>);
+
+impl BreakerLog {
+    /// Every transition so far, oldest first.
+    pub fn transitions(&self) -> Vec<BreakerTransition> {
+        self.0.lock().map(|t| t.clone()).unwrap_or_default()
+    }
 }
 
 impl InventoryClient {
-    /// Builds the client stack over a lazily connected channel: the order service starts
-    /// (and reports itself not ready) while the inventory service is still down.
+    /// Builds the client stack over a lazily connected channel, so the order service
+    /// starts while the inventory service is still down.
+    ///
+    /// The stack, outermost first:
+    ///
+    /// ```text
+    /// CircuitBreaker -> Timeout(per try) -> Channel
+    /// ```
+    ///
+    /// - The **breaker** classifies by `grpc-status`: `UNAVAILABLE`, `DEADLINE_EXCEEDED`,
+    ///   `INTERNAL`, `UNKNOWN` and `RESOURCE_EXHAUSTED` (and timeouts, transport errors)
+    ///   are failures; business refusals such as `FAILED_PRECONDITION` (out of stock) are
+    ///   answers from a healthy service and count as successes. When it is open, a call
+    ///   fails at once with `CircuitOpen`, which the API turns into `503` + `Retry-After`.
+    /// - The **timeout** sits inside the breaker, so a hung call counts as a failure.
     pub(crate) fn new(config: &Config) -> Result<Self, crate::Error> {
         let invalid = |e: String| {
             crate::Error::Config(crate::ConfigError::invalid(
@@ -79,12 +126,57 @@ impl InventoryClient {
         let endpoint = Endpoint::from_shared(config.inventory_url.clone())
             .map_err(|e| invalid(e.to_string()))?;
         let channel = endpoint.connect_timeout(config.try_timeout).connect_lazy();
+        let transitions = BreakerLog::default();
+        let log = Arc::clone(&transitions.0);
+        let breaker = CircuitBreakerLayer::builder("inventory")
+            .with_classifier(GrpcClassifier::grpc())
+            // The calls of the last 10 s, so a burst of failures trips it quickly and old
+            // outcomes leave the window as time passes.
+            .sliding_window(SlidingWindow::time(Duration::from_secs(10), 10))
+            .minimum_calls(10)
+            .failure_rate_threshold(50.0)
+            .wait_duration(config.breaker_wait)
+            .permitted_calls_in_half_open(3)
+            .max_wait_in_half_open(config.try_timeout * 4)
+            .on_state_change(move |t| {
+                tracing::warn!(
+                    breaker = t.breaker(),
+                    from = %t.from(),
+                    to = %t.to(),
+                    failure_rate = t.failure_rate(),
+                    "circuit breaker state changed"
+                );
+                if let Ok(mut log) = log.lock() {
+                    log.push(BreakerTransition {
+                        at: Instant::now(),
+                        from: t.from(),
+                        to: t.to(),
+                        failure_rate: t.failure_rate(),
+                    });
+                }
+            })
+            .build()
+            .map_err(|e| invalid(e.to_string()))?;
+        let handle = breaker.handle();
         let stack = tower::ServiceBuilder::new()
+            .layer(breaker)
             .timeout(config.try_timeout)
             .service(channel);
         Ok(Self {
             client: InventoryServiceClient::new(stack),
+            breaker: handle,
+            transitions,
         })
+    }
+
+    /// The breaker's handle.
+    pub(crate) fn breaker(&self) -> &CircuitBreakerHandle {
+        &self.breaker
+    }
+
+    /// The breaker's transition log.
+    pub(crate) fn transitions(&self) -> &BreakerLog {
+        &self.transitions
     }
 
     /// Reserves `lines` for `order_id`; returns the reservation id.

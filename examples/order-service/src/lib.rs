@@ -28,13 +28,16 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use palisade_health::checks::BreakerCheck;
 use palisade_health::{Details, HealthCheck, HealthRegistry, check_fn};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use client::{BreakerLog, BreakerTransition};
 pub use config::{Config, ConfigError};
 pub use error::Error;
+pub use palisade_circuit_breaker::{CircuitBreakerHandle, State as BreakerState};
 
 use crate::client::InventoryClient;
 use crate::orders::Orders;
@@ -68,7 +71,7 @@ impl OrderService {
                 path: config.db_path.clone(),
                 source,
             })?;
-        let health = health(&config, &store)?;
+        let health = health(&config, &store, &inventory)?;
         let listener = TcpListener::bind(config.http_addr)
             .await
             .map_err(|source| Error::Bind {
@@ -92,6 +95,16 @@ impl OrderService {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The inventory circuit breaker's handle: state, statistics, manual control.
+    pub fn breaker(&self) -> CircuitBreakerHandle {
+        self.orders.inventory.breaker().clone()
+    }
+
+    /// The inventory circuit breaker's transitions, as they happen.
+    pub fn breaker_log(&self) -> BreakerLog {
+        self.orders.inventory.transitions().clone()
     }
 
     /// The health registry: readiness, and drain.
@@ -145,8 +158,17 @@ impl OrderService {
     }
 }
 
-/// The health registry: the database as a readiness check.
-fn health(config: &Config, store: &Store) -> Result<HealthRegistry, Error> {
+/// The health registry: the database and the inventory breaker as readiness checks.
+///
+/// An open breaker reports `warn`, which keeps readiness at 200: the service still does
+/// useful work (it answers `GET /orders/{id}`, and fast `503` + `Retry-After` for new
+/// orders), and taking every replica out of rotation because one dependency is down would
+/// turn fast, explicit errors into connection failures.
+fn health(
+    config: &Config,
+    store: &Store,
+    inventory: &InventoryClient,
+) -> Result<HealthRegistry, Error> {
     let details = config
         .health_token
         .as_ref()
@@ -171,6 +193,9 @@ fn health(config: &Config, store: &Store) -> Result<HealthRegistry, Error> {
             .interval(Duration::from_secs(2))
             .timeout(Duration::from_secs(1)),
         )
+        .map_err(Error::Health)?;
+    health
+        .register(BreakerCheck::new(inventory.breaker().clone()).into_check())
         .map_err(Error::Health)?;
     Ok(health)
 }

@@ -18,6 +18,7 @@
 
 use std::time::Duration;
 
+use palisade_circuit_breaker::State;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
@@ -70,11 +71,30 @@ impl Orders {
     }
 
     async fn place_inner(&self, key: Option<&str>, lines: &[Line]) -> Result<Placed, PlaceError> {
-        let id = match self.store.claim(key, &canonical(lines), lines).await {
+        let request = canonical(lines);
+        // A repeat of a finished request is answered from the database, even while the
+        // inventory service is down.
+        if let Some(key) = key {
+            match self.store.existing(key, &request).await {
+                Ok(None) => {}
+                Ok(Some(found)) => return found_claim(found),
+                Err(e) => return Err(db_error("reading the Idempotency-Key", &e)),
+            }
+        }
+        // Fail fast, before writing anything, while the breaker is open: no claim, no
+        // call, nothing to compensate. (A breaker that opens after this check rejects
+        // the call itself, and the claim is compensated as for any failure.)
+        let breaker = self.inventory.breaker();
+        if matches!(breaker.state(), State::Open | State::ForcedOpen) {
+            return Err(PlaceError::Unavailable {
+                retry_after: breaker.retry_after().unwrap_or(Duration::from_secs(1)),
+                breaker_open: true,
+                detail: "the inventory service's circuit breaker is open".to_owned(),
+            });
+        }
+        let id = match self.store.claim(key, &request, lines).await {
             Ok(Claim::New(id)) => id,
-            Ok(Claim::Replay(order)) => return Ok(Placed::Replayed(order)),
-            Ok(Claim::KeyReused) => return Err(PlaceError::KeyReused),
-            Ok(Claim::InProgress) => return Err(PlaceError::InProgress),
+            Ok(found) => return found_claim(found),
             Err(e) => return Err(db_error("claiming the order", &e)),
         };
         tracing::Span::current().record("order.id", id.as_str());
@@ -192,6 +212,14 @@ impl Orders {
             let span = tracing::info_span!("reconcile");
             self.reconcile_once(grace).instrument(span).await;
         }
+    }
+}
+
+fn found_claim(found: Claim) -> Result<Placed, PlaceError> {
+    match found {
+        Claim::Replay(order) => Ok(Placed::Replayed(order)),
+        Claim::KeyReused => Err(PlaceError::KeyReused),
+        Claim::InProgress | Claim::New(_) => Err(PlaceError::InProgress),
     }
 }
 

@@ -56,26 +56,8 @@ impl Store {
     ) -> Result<Claim, sqlx::Error> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if let Some(key) = key {
-            let row =
-                sqlx::query("SELECT id, request, status FROM orders WHERE idempotency_key = ?")
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some(row) = row {
-                let (id, stored, status): (String, String, String) =
-                    (row.get(0), row.get(1), row.get(2));
-                drop(tx);
-                if stored != request {
-                    return Ok(Claim::KeyReused);
-                }
-                if status != "confirmed" {
-                    return Ok(Claim::InProgress);
-                }
-                return Ok(match self.get(&id).await? {
-                    Some(order) => Claim::Replay(order),
-                    // Deleted between the two reads: the first request was compensated.
-                    None => Claim::InProgress,
-                });
+            if let Some(found) = self.existing_in(&mut tx, key, request).await? {
+                return Ok(found);
             }
         }
         let id = uuid::Uuid::new_v4().to_string();
@@ -99,6 +81,43 @@ impl Store {
         }
         tx.commit().await?;
         Ok(Claim::New(id))
+    }
+
+    /// What a repeated `key` finds, without claiming anything: `None` when the key is new.
+    pub(crate) async fn existing(
+        &self,
+        key: &str,
+        request: &str,
+    ) -> Result<Option<Claim>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        self.existing_in(&mut conn, key, request).await
+    }
+
+    async fn existing_in(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        key: &str,
+        request: &str,
+    ) -> Result<Option<Claim>, sqlx::Error> {
+        let Some(row) =
+            sqlx::query("SELECT id, request, status FROM orders WHERE idempotency_key = ?")
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let (id, stored, status): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        if stored != request {
+            return Ok(Some(Claim::KeyReused));
+        }
+        if status != "confirmed" {
+            return Ok(Some(Claim::InProgress));
+        }
+        Ok(Some(match self.get_in(conn, &id).await? {
+            Some(order) => Claim::Replay(order),
+            None => Claim::InProgress,
+        }))
     }
 
     /// Marks a pending order confirmed with its reservation. Returns the stored order, or
@@ -162,11 +181,20 @@ impl Store {
 
     /// A confirmed order.
     pub(crate) async fn get(&self, id: &str) -> Result<Option<Order>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        self.get_in(&mut conn, id).await
+    }
+
+    async fn get_in(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        id: &str,
+    ) -> Result<Option<Order>, sqlx::Error> {
         let Some(row) = sqlx::query(
             "SELECT id, reservation_id, created_at FROM orders WHERE id = ? AND status = 'confirmed'",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *conn)
         .await?
         else {
             return Ok(None);
@@ -174,7 +202,7 @@ impl Store {
         let items =
             sqlx::query("SELECT sku, quantity FROM order_items WHERE order_id = ? ORDER BY sku")
                 .bind(id)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *conn)
                 .await?
                 .into_iter()
                 .map(|r| Line {

@@ -54,6 +54,8 @@ pub struct Orders {
     pub addr: String,
     pub db: PathBuf,
     pub health: palisade_health::HealthRegistry,
+    pub breaker: order_service::CircuitBreakerHandle,
+    pub breaker_log: order_service::BreakerLog,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), order_service::Error>>>,
 }
@@ -73,6 +75,8 @@ impl Orders {
         Self {
             addr: service.local_addr().to_string(),
             health: service.health(),
+            breaker: service.breaker(),
+            breaker_log: service.breaker_log(),
             db,
             stop: Some(stop),
             task: Some(tokio::spawn(service.serve(async move {
