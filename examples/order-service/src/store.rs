@@ -55,10 +55,10 @@ impl Store {
         lines: &[Line],
     ) -> Result<Claim, sqlx::Error> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if let Some(key) = key {
-            if let Some(found) = self.existing_in(&mut tx, key, request).await? {
-                return Ok(found);
-            }
+        if let Some(key) = key
+            && let Some(found) = self.existing_in(&mut tx, key, request).await?
+        {
+            return Ok(found);
         }
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query(
