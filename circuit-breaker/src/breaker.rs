@@ -382,12 +382,12 @@ impl Core {
         if !self.count_window || t.kind == Kind::HalfOpen {
             return;
         }
-        let a = &self.stripes[stripe].admitted;
+        let s = &self.stripes[stripe];
         if exclusive {
             // Only the owning clone writes this counter: no read-modify-write needed.
-            a.store(a.load(Relaxed) + 1, Relaxed);
+            s.admitted.store(s.admitted.load(Relaxed) + 1, Relaxed);
         } else {
-            a.fetch_add(1, Relaxed);
+            s.admitted_shared.fetch_add(1, Relaxed);
         }
     }
 
@@ -983,7 +983,8 @@ impl Core {
             total_rejected: 0,
         };
         for s in self.stripes.iter() {
-            stats.total_calls += s.admitted.load(Relaxed) + s.calls.load(Relaxed);
+            stats.total_calls +=
+                s.admitted.load(Relaxed) + s.admitted_shared.load(Relaxed) + s.calls.load(Relaxed);
             stats.total_calls = stats.total_calls.saturating_sub(s.retracted.load(Relaxed));
             stats.total_failures += s.failures.load(Relaxed);
             stats.total_slow_calls += s.slow.load(Relaxed);

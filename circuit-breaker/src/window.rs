@@ -28,7 +28,10 @@ use crate::sync::{AtomicBool, AtomicU64, Ordering::Relaxed};
 #[repr(align(128))]
 pub(crate) struct Stripe {
     pub(crate) owner: AtomicBool,
+    /// Written only by the clone owning the stripe.
     pub(crate) admitted: AtomicU64,
+    /// Written (with atomic adds) by clones that found no free stripe to own.
+    pub(crate) admitted_shared: AtomicU64,
     pub(crate) retracted: AtomicU64,
     pub(crate) calls: AtomicU64,
     pub(crate) failures: AtomicU64,
@@ -72,7 +75,8 @@ impl Counts {
 pub(crate) fn sum(stripes: &[Stripe]) -> Counts {
     let mut c = Counts::ZERO;
     for s in stripes {
-        c.calls += s.admitted.load(Relaxed) + s.calls.load(Relaxed);
+        c.calls +=
+            s.admitted.load(Relaxed) + s.admitted_shared.load(Relaxed) + s.calls.load(Relaxed);
         c.calls = c.calls.saturating_sub(s.retracted.load(Relaxed));
         c.failures += s.failures.load(Relaxed);
         c.slow += s.slow.load(Relaxed);
