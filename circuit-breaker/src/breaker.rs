@@ -253,6 +253,10 @@ pub(crate) struct Core {
     watch: watch::Sender<State>,
     hook: Option<StateChangeHook>,
     metrics: Instruments,
+    /// For keyed breakers: the cap on the share of keys open at once.
+    gate: Option<StdArc<crate::keyed::OpenGate>>,
+    /// For keyed breakers: evicted from the key map; service clones drop their cell.
+    pub(crate) retired: AtomicBool,
 }
 
 impl std::fmt::Debug for Core {
@@ -330,9 +334,34 @@ impl Core {
             watch: watch::Sender::new(State::Closed),
             hook,
             metrics,
+            gate: None,
+            retired: AtomicBool::new(false),
             name,
             cfg,
         }
+    }
+
+    /// Caps the share of open keys (keyed breakers).
+    pub(crate) fn with_gate(mut self, gate: StdArc<crate::keyed::OpenGate>) -> Core {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// A number that changes whenever a call goes through or is rejected (for idle
+    /// detection).
+    pub(crate) fn activity(&self) -> u64 {
+        self.stripes.iter().fold(0, |n, s| {
+            n.wrapping_add(s.admitted.load(Relaxed))
+                .wrapping_add(s.admitted_shared.load(Relaxed))
+                .wrapping_add(s.calls.load(Relaxed))
+                .wrapping_add(s.rejected.load(Relaxed))
+                .wrapping_add(s.ignored.load(Relaxed))
+        })
+    }
+
+    /// The stored state, without applying due transitions.
+    pub(crate) fn raw_state(&self) -> State {
+        state_of(self.state.load(Acquire))
     }
 
     /// Wraps a new core in an `Arc` and registers it, so that lean permits can find it.
@@ -656,6 +685,9 @@ impl Core {
                 .is_some_and(|t| failure_rate >= t)
                 || (cfg.slow_call_duration.is_some() && slow_rate >= cfg.slow_call_rate_threshold));
         if consecutive || by_rate {
+            if self.gate.as_ref().is_some_and(|g| !g.may_open()) {
+                return None; // too many keys open already: stay closed
+            }
             return self.transition(d, w, OPEN, (failure_rate, slow_rate));
         }
         if self.rates_trip {
@@ -871,6 +903,9 @@ impl Core {
         let (from, to) = (state_of(from), state_of(to));
         if from == to {
             return None;
+        }
+        if let Some(gate) = &self.gate {
+            gate.moved(from, to);
         }
         let t = Transition::new(self.name.clone(), from, to, rates.0, rates.1);
         self.watch.send_replace(to);

@@ -326,7 +326,6 @@ impl<C, F> Builder<C, F> {
         ))
     }
 
-    #[allow(dead_code)] // used by the keyed layer
     pub(crate) fn into_parts(self) -> (String, Config, C, F, Option<StateChangeHook>) {
         (
             self.name,

@@ -126,6 +126,7 @@ pub mod error;
 mod fallback;
 pub mod future;
 mod handle;
+mod keyed;
 mod layer;
 pub mod observe;
 mod permit;
@@ -154,6 +155,7 @@ pub use fallback::{
     Fallback, FallbackFn, FallbackService, NoFallback, Oneshot, fallback_fn, fallback_service,
 };
 pub use handle::{CircuitBreakerHandle, Stats, Transition};
+pub use keyed::{KeyedBuilder, KeyedCircuitBreaker, KeyedCircuitBreakerLayer};
 pub use layer::CircuitBreakerLayer;
 pub use permit::Permit;
 pub use service::CircuitBreaker;
