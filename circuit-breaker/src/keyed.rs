@@ -195,15 +195,16 @@ impl<K: Hash + Eq + Clone + fmt::Display> Shared<K> {
 /// - `idle_timeout`: 10 minutes
 /// - `max_open_ratio`: none (any number of keys may be open)
 #[must_use]
-pub struct KeyedBuilder<KF, C, F> {
+pub struct KeyedBuilder<K, KF, C, F> {
     builder: Builder<C, F>,
+    _key: std::marker::PhantomData<fn() -> K>,
     key_fn: KF,
     max_keys: usize,
     idle_timeout: Duration,
     max_open_ratio: Option<f64>,
 }
 
-impl<KF, C: fmt::Debug, F: fmt::Debug> fmt::Debug for KeyedBuilder<KF, C, F> {
+impl<K, KF, C: fmt::Debug, F: fmt::Debug> fmt::Debug for KeyedBuilder<K, KF, C, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedBuilder")
             .field("builder", &self.builder)
@@ -218,12 +219,13 @@ impl<C, F> Builder<C, F> {
     /// One breaker per key: `key_fn` derives the key from each request (a host, a route
     /// template, a gRPC method). Every key's breaker uses this builder's settings. See the
     /// [`KeyedCircuitBreakerLayer`] docs.
-    pub fn keyed<Req, K, KF>(self, key_fn: KF) -> KeyedBuilder<KF, C, F>
+    pub fn keyed<Req, K, KF>(self, key_fn: KF) -> KeyedBuilder<K, KF, C, F>
     where
         KF: Fn(&Req) -> K,
     {
         KeyedBuilder {
             builder: self,
+            _key: std::marker::PhantomData,
             key_fn,
             max_keys: 1024,
             idle_timeout: Duration::from_secs(600),
@@ -232,7 +234,7 @@ impl<C, F> Builder<C, F> {
     }
 }
 
-impl<KF, C, F> KeyedBuilder<KF, C, F> {
+impl<K, KF, C, F> KeyedBuilder<K, KF, C, F> {
     /// The most keys with their own breaker, in `[1, 100000]`; further keys share the
     /// overflow breaker. Defaults to 1024.
     pub fn max_keys(mut self, keys: usize) -> Self {
@@ -259,7 +261,7 @@ impl<KF, C, F> KeyedBuilder<KF, C, F> {
     ///
     /// Every error of [`Builder::build`], and a [`ConfigError`] when `max_keys` is not in
     /// `[1, 100000]`, `idle_timeout` is 0, or `max_open_ratio` is not in `(0, 1]`.
-    pub fn build<K>(self) -> Result<KeyedCircuitBreakerLayer<K, KF, C, F>, ConfigError>
+    pub fn build(self) -> Result<KeyedCircuitBreakerLayer<K, KF, C, F>, ConfigError>
     where
         K: Hash + Eq + Clone + fmt::Display,
     {

@@ -151,7 +151,7 @@ async fn the_share_of_open_keys_is_capped() {
 fn keyed_settings_are_validated() {
     let kf = |req: &(&'static str, bool)| req.0;
     let err =
-        |b: palisade_circuit_breaker::KeyedBuilder<_, _, _>| b.build::<&str>().unwrap_err().field();
+        |b: palisade_circuit_breaker::KeyedBuilder<&str, _, _, _>| b.build().unwrap_err().field();
     assert_eq!(err(builder().keyed(kf).max_keys(0)), "max_keys");
     assert_eq!(
         err(builder().keyed(kf).idle_timeout(Duration::ZERO)),
