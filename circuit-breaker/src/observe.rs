@@ -13,9 +13,6 @@
 //! failed as `failure`. Handles registered before a recorder is installed stay no-ops, so
 //! install the recorder before building the layer.
 
-#[cfg(feature = "metrics")]
-use std::sync::Arc;
-
 use crate::State;
 
 /// Metric name of the state gauge.
@@ -36,6 +33,26 @@ pub const fn state_value(state: State) -> f64 {
     }
 }
 
+#[cfg(feature = "metrics")]
+const STATES: [State; 5] = [
+    State::Closed,
+    State::Open,
+    State::HalfOpen,
+    State::Disabled,
+    State::ForcedOpen,
+];
+
+#[cfg(feature = "metrics")]
+fn state_index(state: State) -> usize {
+    match state {
+        State::Closed => 0,
+        State::Open => 1,
+        State::HalfOpen => 2,
+        State::Disabled => 3,
+        State::ForcedOpen => 4,
+    }
+}
+
 /// The handles a breaker increments, registered once.
 #[derive(Debug, Clone)]
 pub(crate) struct Instruments {
@@ -49,7 +66,8 @@ pub(crate) struct Instruments {
 #[cfg(feature = "metrics")]
 #[derive(Debug, Clone)]
 struct Handles {
-    name: Arc<str>,
+    /// `transitions[from][to]`, indexed by [`state_index`].
+    transitions: Vec<Vec<metrics::Counter>>,
     state: metrics::Gauge,
     success: metrics::Counter,
     failure: metrics::Counter,
@@ -77,8 +95,24 @@ impl Instruments {
             );
             let label = name.to_string();
             let calls = |outcome: &'static str| metrics::counter!(CALLS_TOTAL, "breaker" => label.clone(), "outcome" => outcome);
+            let transitions = STATES
+                .iter()
+                .map(|from| {
+                    STATES
+                        .iter()
+                        .map(|to| {
+                            metrics::counter!(
+                                TRANSITIONS_TOTAL,
+                                "breaker" => label.clone(),
+                                "from" => from.as_str(),
+                                "to" => to.as_str()
+                            )
+                        })
+                        .collect()
+                })
+                .collect();
             let handles = Handles {
-                name: name.clone(),
+                transitions,
                 state: metrics::gauge!(STATE, "breaker" => label.clone()),
                 success: calls("success"),
                 failure: calls("failure"),
@@ -144,13 +178,7 @@ impl Instruments {
         #[cfg(feature = "metrics")]
         {
             self.inner.state.set(state_value(to));
-            metrics::counter!(
-                TRANSITIONS_TOTAL,
-                "breaker" => self.inner.name.to_string(),
-                "from" => from.as_str(),
-                "to" => to.as_str()
-            )
-            .increment(1);
+            self.inner.transitions[state_index(from)][state_index(to)].increment(1);
         }
     }
 }
