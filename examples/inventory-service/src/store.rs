@@ -61,6 +61,7 @@ impl Store {
     }
 
     /// Units available now for each SKU, in the order asked; `None` for an unknown SKU.
+    #[tracing::instrument(name = "sqlite.available", skip_all, fields(skus = skus.len()))]
     pub(crate) async fn available(&self, skus: &[&str]) -> Result<Vec<Option<u32>>, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
         let mut out = Vec::with_capacity(skus.len());
@@ -77,6 +78,7 @@ impl Store {
     /// Reserves `items` (sorted by SKU, no duplicates) for `order_id`, all or nothing.
     ///
     /// Returns the reservation and whether it already existed (a repeat).
+    #[tracing::instrument(name = "sqlite.reserve", skip(self, items), fields(items = items.len()))]
     pub(crate) async fn reserve(
         &self,
         order_id: &str,
@@ -160,6 +162,7 @@ impl Store {
     ///
     /// Releasing an order that was never reserved stores a tombstone, so a `Reserve` that
     /// arrives later (a slow retry overtaken by the compensation) is refused.
+    #[tracing::instrument(name = "sqlite.release", skip(self))]
     pub(crate) async fn release(&self, order_id: &str) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let status: Option<String> =

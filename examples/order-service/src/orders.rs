@@ -70,6 +70,11 @@ impl Orders {
             .map_err(|e| PlaceError::Internal(format!("order task failed: {e}")))?
     }
 
+    #[tracing::instrument(
+        name = "place_order",
+        skip_all,
+        fields(order.id = tracing::field::Empty, idempotency_key = key.is_some(), items = lines.len())
+    )]
     async fn place_inner(&self, key: Option<&str>, lines: &[Line]) -> Result<Placed, PlaceError> {
         let request = canonical(lines);
         // A repeat of a finished request is answered from the database, even while the
@@ -139,6 +144,7 @@ impl Orders {
 
     /// Releases the reservation of an order that will not be confirmed, then forgets the
     /// order. Leaves it to the reconciler when the release cannot be done now.
+    #[tracing::instrument(name = "compensate", skip(self))]
     async fn compensate(&self, id: &str) {
         // Best effort: if the database is failing, the row stays `pending` and the
         // reconciler takes it over after the grace period.

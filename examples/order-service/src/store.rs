@@ -238,3 +238,135 @@ pub(crate) async fn open_pool(
         .connect_with(options)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Claim(Option<u8>, u8),
+        Confirm(u8),
+        TakeOver(u8),
+        Forget(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (prop::option::of(0u8..4), 0u8..2).prop_map(|(k, r)| Op::Claim(k, r)),
+            2 => (0u8..8).prop_map(Op::Confirm),
+            1 => (0u8..8).prop_map(Op::TakeOver),
+            1 => (0u8..8).prop_map(Op::Forget),
+        ]
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum St {
+        Pending,
+        Aborting,
+        Confirmed,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Row {
+        key: Option<u8>,
+        request: u8,
+        status: St,
+    }
+
+    fn lines(request: u8) -> Vec<Line> {
+        vec![Line {
+            sku: "KB-0001".to_owned(),
+            quantity: u32::from(request) + 1,
+        }]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Claims, confirmations, take-overs and deletions agree with a simple model: a
+        /// key is claimed once, a repeat is replayed only when confirmed and identical, a
+        /// taken-over order can no longer be confirmed, and a confirmed one is never lost.
+        #[test]
+        fn store_agrees_with_model(ops in prop::collection::vec(op(), 1..40)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let dir = palisade_testkit::TempDir::new("orders-store");
+                let store = Store::open(&dir.path().join("orders.db")).await.unwrap();
+                let mut ids: Vec<String> = Vec::new();
+                let mut model: HashMap<String, Row> = HashMap::new();
+                for op in ops {
+                    match op {
+                        Op::Claim(key, request) => {
+                            let key_s = key.map(|k| format!("key-{k}"));
+                            let req = crate::model::canonical(&lines(request));
+                            let got = store.claim(key_s.as_deref(), &req, &lines(request)).await.unwrap();
+                            let existing = key.and_then(|k| model.iter().find(|(_, r)| r.key == Some(k)));
+                            match (existing, got) {
+                                (None, Claim::New(id)) => {
+                                    model.insert(id.clone(), Row { key, request, status: St::Pending });
+                                    ids.push(id);
+                                }
+                                (Some((_, row)), Claim::KeyReused) => prop_assert_ne!(row.request, request),
+                                (Some((_, row)), Claim::InProgress) => {
+                                    prop_assert_eq!(row.request, request);
+                                    prop_assert_ne!(row.status, St::Confirmed);
+                                }
+                                (Some((id, row)), Claim::Replay(order)) => {
+                                    prop_assert_eq!(row.request, request);
+                                    prop_assert_eq!(row.status, St::Confirmed);
+                                    prop_assert_eq!(&order.id, id);
+                                }
+                                (e, got) => prop_assert!(false, "model {e:?}, store {got:?}"),
+                            }
+                        }
+                        Op::Confirm(slot) => {
+                            let Some(id) = ids.get(slot as usize) else { continue };
+                            let got = store.confirm(id, "res").await.unwrap();
+                            match model.get_mut(id) {
+                                Some(row) if row.status == St::Pending => {
+                                    prop_assert!(got.is_some());
+                                    row.status = St::Confirmed;
+                                }
+                                _ => prop_assert!(got.is_none()),
+                            }
+                        }
+                        Op::TakeOver(slot) => {
+                            let Some(id) = ids.get(slot as usize) else { continue };
+                            let got = store.take_over(id).await.unwrap();
+                            match model.get_mut(id) {
+                                Some(row) if row.status != St::Confirmed => {
+                                    prop_assert!(got);
+                                    row.status = St::Aborting;
+                                }
+                                _ => prop_assert!(!got),
+                            }
+                        }
+                        Op::Forget(slot) => {
+                            let Some(id) = ids.get(slot as usize) else { continue };
+                            store.forget(id).await.unwrap();
+                            if model.get(id).is_some_and(|r| r.status != St::Confirmed) {
+                                model.remove(id);
+                            }
+                        }
+                    }
+                }
+                let snap = crate::audit::snapshot(&dir.path().join("orders.db")).await.unwrap();
+                let confirmed: Vec<&String> = {
+                    let mut v: Vec<&String> = model.iter().filter(|(_, r)| r.status == St::Confirmed).map(|(id, _)| id).collect();
+                    v.sort();
+                    v
+                };
+                let stored: Vec<&String> = snap.confirmed.iter().map(|o| &o.id).collect();
+                prop_assert_eq!(stored, confirmed);
+                let unfinished = model.values().filter(|r| r.status != St::Confirmed).count() as u64;
+                prop_assert_eq!(snap.unfinished, unfinished);
+                Ok(())
+            })?;
+        }
+    }
+}
