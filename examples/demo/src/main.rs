@@ -16,6 +16,7 @@
 //! exits non-zero if anything does not.
 
 mod report;
+mod trace_tree;
 mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,9 +26,15 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use inventory_service::{FaultSettings, InventoryService};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use order_service::{BreakerState, OrderService};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::report::PhaseStats;
 use crate::traffic::{Traffic, Until};
@@ -72,8 +79,32 @@ impl Drop for TempDir {
     }
 }
 
+/// Spans go to an in-memory exporter, for the trace tree at the end. Both services run in
+/// this process and share the provider; the tree tells them apart by the crate a span
+/// comes from.
+fn telemetry() -> Result<(SdkTracerProvider, InMemorySpanExporter), BoxError> {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let filter = Targets::new()
+        .with_target("order_service", LevelFilter::INFO)
+        .with_target("inventory_service", LevelFilter::INFO)
+        .with_target("palisade_tracing_layer", LevelFilter::INFO);
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("demo"))
+            .with_filter(filter),
+    );
+    tracing::subscriber::set_global_default(subscriber)?;
+    Ok((provider, exporter))
+}
+
 #[allow(clippy::too_many_lines)]
 async fn run() -> Result<bool, BoxError> {
+    let (provider, spans) = telemetry()?;
     let dir = TempDir::new()?;
     let inventory_db = dir.0.join("inventory.db");
     let orders_db = dir.0.join("orders.db");
@@ -208,6 +239,21 @@ async fn run() -> Result<bool, BoxError> {
             t.to.as_str(),
             t.failure_rate
         );
+    }
+
+    let _ = provider.force_flush();
+    let nodes: Vec<trace_tree::Node> = spans
+        .get_finished_spans()?
+        .iter()
+        .map(trace_tree::Node::from_span)
+        .collect();
+    match trace_tree::pick(&nodes, "place_order") {
+        Some(trace) => {
+            println!();
+            println!("one order's trace ({} spans recorded in all):", nodes.len());
+            print!("{}", trace_tree::render(&nodes, trace));
+        }
+        None => println!("no order trace was recorded"),
     }
 
     let orders_snap = order_service::audit::snapshot(&orders_db).await?;
