@@ -8,10 +8,11 @@
 //!
 //! **Recording.** A success in a warm closed breaker is one add on the calling clone's own
 //! counter stripe. Failures, slow calls, successes while the window holds fewer than
-//! `minimum_calls` calls (the cold bit) and successes that see a time bucket roll over go
-//! through the decision lock, which sums the stripes; a thread that finds the lock held
-//! leaves a note for the holder, which decides again before leaving, so no decision is
-//! lost and nobody waits. Every state write happens under that lock.
+//! `minimum_calls` calls (the cold bit) and successes that see a time bucket roll over ask
+//! for a decision, which sums the stripes under the decision lock; a thread that asks
+//! while another is deciding leaves its request on an atomic counter, and the decider
+//! decides again before leaving, so no decision is lost and only one thread waits for the
+//! lock. Every state write happens under that lock.
 //!
 //! **Half-open.** Trial permits are taken by compare-and-swap on a word that carries the
 //! generation's low bits and the counts of permits issued, succeeded, failed and slow; a
@@ -29,7 +30,7 @@ use crate::handle::{Stats, Transition};
 use crate::observe::{self, Instruments};
 use crate::sync::{
     self, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex,
-    Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst},
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
 use crate::window::{self, Counts, ExactRing, Snapshots, Stripe};
 
@@ -181,13 +182,16 @@ struct Clock {
 }
 
 #[cfg(loom)]
-static LOOM_NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+std::thread_local! {
+    // Loom runs a model's threads on the test's own OS thread: one clock per test.
+    static LOOM_NOW: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
 
 /// Sets the manual clock used under `--cfg loom`, in nanoseconds.
 #[cfg(loom)]
 #[doc(hidden)]
 pub fn loom_set_now(nanos: u64) {
-    LOOM_NOW.store(nanos, std::sync::atomic::Ordering::SeqCst);
+    LOOM_NOW.with(|n| n.set(nanos));
 }
 
 impl Clock {
@@ -207,7 +211,7 @@ impl Clock {
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
         }
         #[cfg(loom)]
-        LOOM_NOW.load(std::sync::atomic::Ordering::SeqCst)
+        LOOM_NOW.with(std::cell::Cell::get)
     }
 }
 
@@ -248,7 +252,7 @@ pub(crate) struct Core {
     open_until: AtomicU64,
     lease_until: AtomicU64,
     decider: Mutex<Decider>,
-    pending: AtomicBool,
+    requests: AtomicUsize,
     clock: Clock,
     watch: watch::Sender<State>,
     hook: Option<StateChangeHook>,
@@ -329,7 +333,7 @@ impl Core {
             open_until: AtomicU64::new(0),
             lease_until: AtomicU64::new(u64::MAX),
             decider: Mutex::new(Decider { window, opens: 0 }),
-            pending: AtomicBool::new(false),
+            requests: AtomicUsize::new(0),
             clock,
             watch: watch::Sender::new(State::Closed),
             hook,
@@ -386,7 +390,9 @@ impl Core {
     pub(crate) fn claim_stripe(&self) -> (usize, bool) {
         let n = self.stripes.len();
         let start = self.next_stripe.fetch_add(1, Relaxed);
-        for i in 0..n {
+        // A few probes from a round-robin start: making a clone stays cheap even when
+        // every stripe is owned (axum clones a route's service per request).
+        for i in 0..n.min(8) {
             let idx = (start + i) & (n - 1);
             let owner = &self.stripes[idx].owner;
             if !owner.load(Relaxed)
@@ -624,25 +630,22 @@ impl Core {
     /// Decides on the window without blocking: if another thread holds the decision lock,
     /// leave a note so that it decides again before leaving.
     fn decide(&self, own: Counts, now: u64) {
+        // Each request for a decision bumps `requests`; the thread that bumps it from 0
+        // decides, and keeps deciding until no request came in meanwhile. The others
+        // return at once: their counts are already in the stripes, and the read-modify-
+        // writes on `requests` make them visible to the decider's next evaluation.
+        if self.requests.fetch_add(1, AcqRel) != 0 {
+            return;
+        }
         let mut own = own;
         loop {
-            let guard = match sync::try_lock(&self.decider) {
-                Some(g) => g,
-                None => {
-                    self.pending.store(true, SeqCst);
-                    match sync::try_lock(&self.decider) {
-                        Some(g) => g,
-                        None => return,
-                    }
-                }
-            };
-            let mut d = guard;
-            self.pending.store(false, SeqCst);
+            let seen = self.requests.load(Acquire);
+            let mut d = sync::lock(&self.decider);
             let t = self.evaluate(&mut d, own, now);
             drop(d);
             self.fire(t);
             own = Counts::ZERO;
-            if !self.pending.load(SeqCst) {
+            if self.requests.fetch_sub(seen, AcqRel) == seen {
                 return;
             }
         }
@@ -910,7 +913,6 @@ impl Core {
         let t = Transition::new(self.name.clone(), from, to, rates.0, rates.1);
         self.watch.send_replace(to);
         self.metrics.transition(from, to);
-        observe::transition_event(&t);
         Some(t)
     }
 
@@ -926,9 +928,14 @@ impl Core {
         }
     }
 
+    /// Reports a transition, after the decision lock is released: the tracing event and
+    /// the user's hook run outside it.
     fn fire(&self, t: Option<Transition>) {
-        if let (Some(t), Some(hook)) = (t, &self.hook) {
-            hook(&t);
+        if let Some(t) = t {
+            observe::transition_event(&t);
+            if let Some(hook) = &self.hook {
+                hook(&t);
+            }
         }
     }
 

@@ -17,9 +17,9 @@ use crate::layer::CircuitBreakerLayer;
 ///
 /// | window | what it holds | cost per call | scales across threads |
 /// |---|---|---|---|
-/// | [`count`](Self::count) (default) | the last `n` calls, in 10 buckets of `n / 10` | one add on the service clone's own counter stripe | yes |
+/// | [`count`](Self::count) (default) | the last `n` calls, in 10 buckets of `n / 10` | a plain store to the service clone's own counter stripe | yes |
 /// | [`exact_count`](Self::exact_count) | exactly the last `n` calls | a shared sequence number and a ring slot per call | no: every call writes shared words |
-/// | [`time`](Self::time) | the calls of the last `duration`, in `buckets` buckets | one clock read per call, plus the stripe add | yes |
+/// | [`time`](Self::time) | the calls of the last `duration`, in `buckets` buckets | one clock read per call, and atomic adds on the stripe | yes |
 ///
 /// **Trade-off.** An exact "last `n` calls" window must give every call a place in one
 /// global order, which costs a write to a shared word per call; with many threads on one
@@ -29,6 +29,15 @@ use crate::layer::CircuitBreakerLayer;
 /// word; the price is that calls leave the window a bucket (`n / 10` calls) at a time.
 /// The [`time`](Self::time) window is the usual choice for services with a steady rate:
 /// old calls leave it as time passes, one bucket at a time.
+///
+/// **When a call counts.** The default count window counts a call when it is admitted
+/// and adds what it turned out to be (failed, slow) when it ends; a call that ends
+/// [`Ignored`](crate::Outcome::Ignored) or cancelled is taken out again. So calls still in
+/// flight count as calls (not yet failed) towards `minimum_calls` and the rates: under
+/// concurrency the failure rate is computed over admitted calls, which can only
+/// understate it until the in-flight calls end. Sequentially this is the same as counting
+/// calls when they end, which is what the exact and time windows do (the time window
+/// places each call in the bucket of its end).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlidingWindow(pub(crate) WindowKind);
 

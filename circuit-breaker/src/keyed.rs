@@ -477,7 +477,7 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let key = (self.key_fn)(&req);
         let cell = cell_for(&mut self.cells, &mut self.overflow, &self.shared, key);
-        match cell.acquire() {
+        match Cell::acquire(cell) {
             Ok(permit) => {
                 let classifier = self.classifier.classify_request(&req);
                 ResponseFuture::called(self.inner.call(req), classifier, permit)

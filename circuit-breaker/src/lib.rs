@@ -31,10 +31,18 @@
 //!
 //! # Cost
 //!
-//! A call through a closed breaker costs one atomic load to admit it and, on success, one
-//! add to a counter stripe owned by the calling service clone; no lock, no allocation, no
-//! boxed future, and the clock is read only when the configuration needs it (a time window
-//! or slow-call detection). See `benches/` in the repository for the measurements.
+//! With the default window, a call through a closed breaker costs one atomic load to
+//! admit it and one plain store to a counter stripe owned by the calling service clone;
+//! its response future holds no reference count (a success has nothing left to record;
+//! only a failure, an ignored or a cancelled call looks the breaker up). No lock, no
+//! allocation, no boxed future, and the clock is read only when the configuration needs
+//! it (a time window or slow-call detection). Decisions (on failures) sum the stripes;
+//! only they take the breaker's internal lock, and never wait for it. Each clone of the
+//! service owns its stripe, so threads with their own clones (tower clones a service per
+//! connection or task) share no written memory on the success path. With a `metrics`
+//! recorder installed, each call also increments a counter in the recorder. See
+//! `benches/` in the repository for the measurements against tower-resilience, failsafe
+//! and recloser.
 //!
 //! # Example
 //!

@@ -39,15 +39,15 @@ impl Cell {
     /// Admits a call, or returns the rejection. Only the service clone owning this cell
     /// calls it (the stripe's admission counter has a single writer).
     #[inline]
-    pub(crate) fn acquire(self: &Arc<Self>) -> Result<Permit, CircuitOpen> {
-        match self.core.acquire(self.stripe) {
+    pub(crate) fn acquire(this: &Arc<Self>) -> Result<Permit, CircuitOpen> {
+        match this.core.acquire(this.stripe) {
             Ok(ticket) => {
-                self.core
-                    .count_admission(self.stripe, self.exclusive, &ticket);
-                let meta = ticket.pack(self.stripe);
+                this.core
+                    .count_admission(this.stripe, this.exclusive, &ticket);
+                let meta = ticket.pack(this.stripe);
                 #[cfg(not(loom))]
                 if ticket.lean
-                    && let Some(key) = self.key
+                    && let Some(key) = this.key
                 {
                     return Ok(Permit {
                         inner: Inner::Lean(key),
@@ -55,11 +55,11 @@ impl Cell {
                     });
                 }
                 Ok(Permit {
-                    inner: Inner::Full(self.clone(), ticket.start_raw()),
+                    inner: Inner::Full(this.clone(), ticket.start_raw()),
                     meta,
                 })
             }
-            Err(r) => Err(CircuitOpen::new(self.name.clone(), r.state, r.retry_after)),
+            Err(r) => Err(CircuitOpen::new(this.name.clone(), r.state, r.retry_after)),
         }
     }
 }

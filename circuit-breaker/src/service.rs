@@ -95,7 +95,7 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        match self.cell.acquire() {
+        match Cell::acquire(&self.cell) {
             Ok(permit) => {
                 let classifier = self.classifier.classify_request(&req);
                 ResponseFuture::called(self.inner.call(req), classifier, permit)

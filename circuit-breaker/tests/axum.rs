@@ -1,6 +1,6 @@
 //! An axum router over real TCP on 127.0.0.1: a failing downstream trips the breaker, then
 //! the route answers `503` with `Retry-After` without calling downstream.
-#![cfg(feature = "http")]
+#![cfg(all(feature = "http", not(loom)))]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

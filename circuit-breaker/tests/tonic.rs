@@ -1,6 +1,6 @@
 //! A tonic client over a real loopback channel: UNAVAILABLE trips the breaker, NOT_FOUND does
 //! not, and a failure carried in the trailers (after a streamed message) counts too.
-#![cfg(feature = "grpc")]
+#![cfg(all(feature = "grpc", not(loom)))]
 
 use std::pin::Pin;
 use std::sync::Arc;
