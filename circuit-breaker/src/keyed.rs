@@ -1,40 +1,4 @@
-//! One breaker per key: per host, per route, per gRPC method.
-//!
-//! A [`KeyedCircuitBreakerLayer`] derives a key from each request with a key function and
-//! keeps an independent breaker (same settings) per key, so one failing backend or method
-//! does not open the circuit for the others.
-//!
-//! - **Bounded keys.** At most `max_keys` breakers exist; calls whose key finds no room go
-//!   through one shared overflow breaker, named `{name}/_overflow` (and take the key map's
-//!   lock on each call, so that they get their own breaker as soon as there is room).
-//! - **Idle eviction.** A key whose breaker is closed and saw no call for `idle_timeout` is
-//!   evicted when room is needed (and by a sweep at most every `idle_timeout / 2`, run when
-//!   a new key arrives). Calls are not timestamped (that would read the clock per call):
-//!   a sweep notes which keys saw calls since the previous sweep, so a key is evicted
-//!   between `idle_timeout` and about twice that after its last call. An open breaker is
-//!   never evicted, so it keeps protecting its key.
-//! - **Open-share cap.** With `max_open_ratio`, a key's breaker does not trip while that
-//!   share of the keys is already open (at least one key may always open), as Envoy's
-//!   outlier detection caps ejections: a shared outage should not open every key at once.
-//!
-//! Each breaker is named `{name}/{key}` in rejections, metrics and events. Each service
-//! clone caches its per-key cells, so a call costs the key function, a hash lookup in the
-//! clone's own map and the breaker's usual path.
-//!
-//! ```
-//! use std::time::Duration;
-//! use palisade_circuit_breaker::CircuitBreakerLayer;
-//!
-//! // One breaker per backend host, from a (host, payload) request.
-//! let layer = CircuitBreakerLayer::builder("inventory")
-//!     .keyed(|req: &(String, Vec<u8>)| req.0.clone())
-//!     .max_keys(64)
-//!     .idle_timeout(Duration::from_secs(600))
-//!     .max_open_ratio(0.5)
-//!     .build()?;
-//! # let _ = layer;
-//! # Ok::<(), palisade_circuit_breaker::error::ConfigError>(())
-//! ```
+//! One breaker per key; see [`KeyedCircuitBreakerLayer`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -319,7 +283,43 @@ impl<K, KF, C, F> KeyedBuilder<K, KF, C, F> {
     }
 }
 
-/// Wraps services in one circuit breaker per key; see the [module docs](self).
+/// One breaker per key: per host, per route, per gRPC method.
+///
+/// A [`KeyedCircuitBreakerLayer`] derives a key from each request with a key function and
+/// keeps an independent breaker (same settings) per key, so one failing backend or method
+/// does not open the circuit for the others.
+///
+/// - **Bounded keys.** At most `max_keys` breakers exist; calls whose key finds no room go
+///   through one shared overflow breaker, named `{name}/_overflow` (and take the key map's
+///   lock on each call, so that they get their own breaker as soon as there is room).
+/// - **Idle eviction.** A key whose breaker is closed and saw no call for `idle_timeout` is
+///   evicted when room is needed (and by a sweep at most every `idle_timeout / 2`, run when
+///   a new key arrives). Calls are not timestamped (that would read the clock per call):
+///   a sweep notes which keys saw calls since the previous sweep, so a key is evicted
+///   between `idle_timeout` and about twice that after its last call. An open breaker is
+///   never evicted, so it keeps protecting its key.
+/// - **Open-share cap.** With `max_open_ratio`, a key's breaker does not trip while that
+///   share of the keys is already open (at least one key may always open), as Envoy's
+///   outlier detection caps ejections: a shared outage should not open every key at once.
+///
+/// Each breaker is named `{name}/{key}` in rejections, metrics and events. Each service
+/// clone caches its per-key cells, so a call costs the key function, a hash lookup in the
+/// clone's own map and the breaker's usual path.
+///
+/// ```
+/// use std::time::Duration;
+/// use palisade_circuit_breaker::CircuitBreakerLayer;
+///
+/// // One breaker per backend host, from a (host, payload) request.
+/// let layer = CircuitBreakerLayer::builder("inventory")
+///     .keyed(|req: &(String, Vec<u8>)| req.0.clone())
+///     .max_keys(64)
+///     .idle_timeout(Duration::from_secs(600))
+///     .max_open_ratio(0.5)
+///     .build()?;
+/// # let _ = layer;
+/// # Ok::<(), palisade_circuit_breaker::error::ConfigError>(())
+/// ```
 ///
 /// Cloning the layer (and the services it makes) shares the breakers.
 pub struct KeyedCircuitBreakerLayer<K, KF, C, F> {
