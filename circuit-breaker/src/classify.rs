@@ -63,9 +63,21 @@ pub trait ClassifyResponse<Res, E> {
     /// permit dropped without an outcome counts as cancelled.
     fn classify(self, result: Result<Res, E>, permit: Permit) -> Result<Self::Response, E>;
 
-    /// Turns a response from the [`Fallback`](crate::Fallback) (the inner service was not
-    /// called) into the breaker's response type, recording nothing.
-    fn fallback(response: Res) -> Self::Response;
+    /// Turns a response into the breaker's response type, recording nothing: for answers
+    /// from the [`Fallback`](crate::Fallback) (the inner service was not called), and for
+    /// results whose outcome [`outcome`](Self::outcome) already decided.
+    fn passthrough(response: Res) -> Self::Response;
+
+    /// The outcome, when the result alone decides it (the default: `None`, so
+    /// [`classify`](Self::classify) runs). When this returns `Some`, the breaker records it
+    /// in place, skips `classify`, and returns the result through
+    /// [`passthrough`](Self::passthrough): the fast path for classifiers that never wrap
+    /// the response.
+    #[inline]
+    fn outcome(&self, result: &Result<Res, E>) -> Option<Outcome> {
+        let _ = result;
+        None
+    }
 }
 
 /// The default classifier: `Err` is a failure, `Ok` a success.
@@ -95,8 +107,17 @@ impl<Res, E> ClassifyResponse<Res, E> for ErrorsAsFailures {
     }
 
     #[inline]
-    fn fallback(response: Res) -> Res {
+    fn passthrough(response: Res) -> Res {
         response
+    }
+
+    #[inline]
+    fn outcome(&self, result: &Result<Res, E>) -> Option<Outcome> {
+        Some(if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        })
     }
 }
 
@@ -158,7 +179,12 @@ where
     }
 
     #[inline]
-    fn fallback(response: Res) -> Res {
+    fn passthrough(response: Res) -> Res {
         response
+    }
+
+    #[inline]
+    fn outcome(&self, result: &Result<Res, E>) -> Option<Outcome> {
+        Some((self.0)(result.as_ref()))
     }
 }

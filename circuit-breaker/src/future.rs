@@ -73,6 +73,14 @@ where
         match self.project().kind.project() {
             KindProj::Called { fut, call } => {
                 let result = ready!(fut.poll(cx));
+                // Fast path: the result decides; record on the permit where it lies.
+                if let Some((classifier, permit)) = call.as_mut()
+                    && let Some(outcome) = classifier.outcome(&result)
+                {
+                    permit.record_mut(outcome);
+                    *call = None;
+                    return Poll::Ready(result.map(K::passthrough).map_err(Into::into));
+                }
                 match call.take() {
                     Some((classifier, permit)) => {
                         Poll::Ready(classifier.classify(result, permit).map_err(Into::into))
@@ -82,7 +90,7 @@ where
                     }
                 }
             }
-            KindProj::Fallback { fut, .. } => Poll::Ready(ready!(fut.poll(cx)).map(K::fallback)),
+            KindProj::Fallback { fut, .. } => Poll::Ready(ready!(fut.poll(cx)).map(K::passthrough)),
         }
     }
 }

@@ -152,7 +152,7 @@ where
         }
     }
 
-    fn fallback(response: Response<ResB>) -> Self::Response {
+    fn passthrough(response: Response<ResB>) -> Self::Response {
         response.map(ResponseBody::new)
     }
 }

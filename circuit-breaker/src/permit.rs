@@ -100,6 +100,12 @@ impl Permit {
     /// Records the call's outcome.
     #[inline]
     pub fn record(mut self, outcome: Outcome) {
+        self.record_mut(outcome);
+    }
+
+    /// Records the outcome without moving the permit (it is spent afterwards).
+    #[inline]
+    pub(crate) fn record_mut(&mut self, outcome: Outcome) {
         if outcome == Outcome::Success && Ticket::packed_is_lean(self.meta) {
             // Counted when admitted: a lean success has nothing left to record.
             self.inner = Inner::Done;
