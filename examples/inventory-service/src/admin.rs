@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use metrics_exporter_prometheus::PrometheusHandle;
+
 use crate::faults::{FaultControl, FaultSettings};
 use crate::store::Store;
 
@@ -18,14 +20,27 @@ pub(crate) struct AdminState {
     pub(crate) store: Store,
 }
 
-pub(crate) fn router(state: AdminState) -> Router {
-    Router::new()
+pub(crate) fn router(state: AdminState, metrics: Option<PrometheusHandle>) -> Router {
+    let router = match metrics {
+        Some(handle) => Router::new().route("/metrics", get(move || render(handle.clone()))),
+        None => Router::new(),
+    };
+    router
         .route(
             "/admin/faults",
             get(get_faults).put(put_faults).delete(clear_faults),
         )
         .route("/admin/stock", get(get_stock))
         .with_state(state)
+}
+
+/// The Prometheus exposition of every metric recorded in this process.
+pub(crate) async fn render(handle: PrometheusHandle) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        handle.render(),
+    )
+        .into_response()
 }
 
 fn faults_body(faults: &FaultControl) -> Json<serde_json::Value> {

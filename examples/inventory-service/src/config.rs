@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use metrics_exporter_prometheus::PrometheusHandle;
+
 use crate::faults::FaultSettings;
 
 /// The inventory service's configuration.
@@ -29,6 +31,9 @@ pub struct Config {
     pub faults: FaultSettings,
     /// How long readiness fails before the servers stop, on shutdown.
     pub drain_delay: Duration,
+    /// Renders `/metrics` on the admin port; `None` serves no `/metrics`. Not read from the
+    /// environment: the binary installs the recorder and sets it.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl Config {
@@ -41,6 +46,7 @@ impl Config {
             db_path: db_path.into(),
             faults: FaultSettings::default(),
             drain_delay: Duration::ZERO,
+            metrics: None,
         }
     }
 
@@ -93,6 +99,7 @@ impl Config {
             db_path,
             faults,
             drain_delay: Duration::from_millis(drain_ms),
+            metrics: None,
         })
     }
 }

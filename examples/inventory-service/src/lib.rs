@@ -46,6 +46,7 @@ pub struct InventoryService {
     store: Store,
     faults: FaultControl,
     health: HealthRegistry,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl InventoryService {
@@ -71,6 +72,7 @@ impl InventoryService {
             store,
             faults,
             health,
+            metrics: config.metrics,
         })
     }
 
@@ -125,10 +127,13 @@ impl InventoryService {
             .add_service(self.health.grpc_service())
             .add_service(InventoryServiceServer::new(inventory))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), self.health.drained());
-        let admin_router = admin::router(admin::AdminState {
-            faults: self.faults.clone(),
-            store: self.store.clone(),
-        });
+        let admin_router = admin::router(
+            admin::AdminState {
+                faults: self.faults.clone(),
+                store: self.store.clone(),
+            },
+            self.metrics.clone(),
+        );
         let admin = axum::serve(self.admin, admin_router.layer(self.health.layer()))
             .with_graceful_shutdown(self.health.drained());
         let result = tokio::try_join!(

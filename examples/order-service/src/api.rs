@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use inventory_api::Reason;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 
 use crate::client::CallError;
@@ -18,8 +19,26 @@ use crate::orders::{Orders, PlaceError, Placed};
 /// Largest accepted request body.
 const BODY_LIMIT: usize = 64 * 1024;
 
-pub(crate) fn router(orders: Orders) -> Router {
-    Router::new()
+pub(crate) fn router(orders: Orders, metrics: Option<PrometheusHandle>) -> Router {
+    let router = match metrics {
+        Some(handle) => Router::new().route(
+            "/metrics",
+            get(move || {
+                let handle = handle.clone();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        handle.render(),
+                    )
+                }
+            }),
+        ),
+        None => Router::new(),
+    };
+    router
         .route("/orders", post(create_order))
         .route("/orders/{id}", get(get_order))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use metrics_exporter_prometheus::PrometheusHandle;
+
 /// The order service's configuration.
 ///
 /// | variable | default | meaning |
@@ -44,6 +46,9 @@ pub struct Config {
     pub drain_delay: Duration,
     /// Token that reveals health check details; `None` hides them from everyone.
     pub health_token: Option<String>,
+    /// Renders `/metrics`; `None` serves no `/metrics`. Not read from the environment:
+    /// the binary installs the recorder and sets it.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl Config {
@@ -62,6 +67,7 @@ impl Config {
             pending_grace: Duration::from_secs(30),
             drain_delay: Duration::ZERO,
             health_token: None,
+            metrics: None,
         }
     }
 
@@ -159,6 +165,7 @@ impl Config {
             pending_grace,
             drain_delay,
             health_token,
+            metrics: None,
         })
     }
 }

@@ -135,7 +135,8 @@ impl OrderService {
             token.clone(),
         ));
         // Server stack, outermost first: Health (answers the probe paths) -> the API.
-        let app = api::router(self.orders.clone()).layer(self.health.layer());
+        let app = api::router(self.orders.clone(), self.config.metrics.clone())
+            .layer(self.health.layer());
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(self.health.drained())
             .await

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use order_service::Config;
 
 fn main() -> ExitCode {
-    let config = match Config::from_env() {
+    let mut config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("order-service: {e}");
@@ -26,16 +26,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Logs, OTLP traces and the metrics recorder, from the `OTEL_*` variables.
+    let telemetry = match runtime.block_on(async { example_telemetry::init("order-service") }) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("order-service: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    config.metrics = Some(telemetry.metrics());
     let result = runtime.block_on(async {
         let service = order_service::OrderService::bind(config).await?;
         tracing::info!(addr = %service.local_addr(), "order-service listening");
+        // Flush spans after the servers have stopped.
+        service
+            .health()
+            .on_shutdown_blocking("opentelemetry", telemetry.shutdown_hook());
         service.serve(shutdown_signal()).await
     });
     match result {
