@@ -87,9 +87,13 @@ fn failures_below_the_threshold_allocate_nothing() {
         .build()
         .unwrap();
     let mut svc = layer.layer(service_fn(|x: u64| {
-        std::future::ready(if x % 2 == 0 { Ok(x) } else { Err(Fail) })
+        std::future::ready(if x.is_multiple_of(2) {
+            Ok(x)
+        } else {
+            Err(Fail)
+        })
     }));
-    let mut failing_half = |svc: &mut _, i: u64| {
+    let failing_half = |svc: &mut _, i: u64| {
         drive(async {
             std::future::poll_fn(|cx| Service::poll_ready(svc, cx)).await?;
             Service::call(svc, i).await
