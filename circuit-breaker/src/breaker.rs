@@ -373,8 +373,9 @@ impl Core {
         let core = Arc::new(core);
         #[cfg(not(loom))]
         {
-            let key = crate::registry::register(Arc::downgrade(&core));
-            let _ = core.key.set(key);
+            if let Some(key) = crate::registry::register(Arc::downgrade(&core)) {
+                let _ = core.key.set(key);
+            }
         }
         core
     }
@@ -863,7 +864,7 @@ impl Core {
         } else {
             grown
         };
-        nanos(Duration::from_secs_f64(wait.max(0.0)))
+        nanos(Duration::try_from_secs_f64(wait.max(0.0)).unwrap_or(Duration::MAX))
     }
 
     /// Moves to `to`, under the decision lock. Returns the transition to report, if the

@@ -49,9 +49,10 @@ pub(crate) enum WindowKind {
 }
 
 impl SlidingWindow {
-    /// The last `size` calls, counted in 10 buckets of `ceil(size / 10)` calls (fewer
-    /// buckets when `size < 10`): the window holds between `size - bucket + 1` and `size`
-    /// calls. Scales across threads; the default (`count(100)`).
+    /// The last `size` calls, counted in buckets of `ceil(size / 10)` calls (one call per
+    /// bucket when `size <= 10`): the oldest bucket leaves as a whole, so the window holds
+    /// the last `size` calls give or take one bucket. Scales across threads; the default
+    /// (`count(100)`).
     pub const fn count(size: u64) -> Self {
         SlidingWindow(WindowKind::Count { size })
     }
@@ -309,8 +310,8 @@ impl<C, F> Builder<C, F> {
     /// A [`ConfigError`] naming the field when:
     /// - `name` is empty or longer than 256 bytes;
     /// - the window size is 0 or above 1 000 000 (`exact_count`: above 100 000), the time
-    ///   window's duration is 0, its bucket count is 0 or above 1000, or a bucket would be
-    ///   shorter than 1 ms;
+    ///   window's duration is 0 or above 30 days, its bucket count is 0 or above 1000, or a
+    ///   bucket would be shorter than 1 ms;
     /// - `minimum_calls` is 0, or larger than a count window's size;
     /// - `failure_rate_threshold` or `slow_call_rate_threshold` is not in `(0, 100]`
     ///   (NaN included);
@@ -390,6 +391,12 @@ pub(crate) fn validate(name: &str, config: Config) -> Result<Config, ConfigError
                 return Err(ConfigError::new(
                     "sliding_window",
                     format!("time window buckets must be in [1, 1000], got {buckets}"),
+                ));
+            }
+            if duration > Duration::from_secs(30 * 24 * 3600) {
+                return Err(ConfigError::new(
+                    "sliding_window",
+                    format!("time window duration must be at most 30 days, got {duration:?}"),
                 ));
             }
             if duration / buckets < Duration::from_millis(1) {

@@ -105,7 +105,9 @@ pub struct Stats {
     pub slow_call_rate: f64,
     /// Failures since the last success (counted when `consecutive_failures` is set).
     pub consecutive_failures: u64,
-    /// Calls recorded (successes and failures) since the breaker was built.
+    /// Calls recorded (successes and failures) since the breaker was built. With the
+    /// default count window, calls are counted when admitted (so this includes calls in
+    /// flight); with the exact and time windows, when they end.
     pub total_calls: u64,
     /// Failures recorded since the breaker was built.
     pub total_failures: u64,

@@ -55,30 +55,31 @@ impl Key {
     }
 }
 
-/// Registers `core`, returning its key.
-pub(crate) fn register(core: Weak<Core>) -> Key {
+/// Registers `core`, returning its key (`None` in the pathological case of 16 million live
+/// breakers in one shard: that breaker's permits then hold a reference instead).
+pub(crate) fn register(core: Weak<Core>) -> Option<Key> {
     let shard = NEXT_SHARD.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS;
     let mut s = REGISTRY[shard]
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let index = match s.free.pop() {
         Some(i) => {
-            let slot = &mut s.slots[i as usize];
+            let slot = s.slots.get_mut(i as usize)?;
             slot.incarnation = slot.incarnation.wrapping_add(1);
             slot.core = core;
             i
         }
         None => {
+            let index = u32::try_from(s.slots.len()).ok().filter(|&i| i < 1 << 24)?;
             s.slots.push(Slot {
                 incarnation: 0,
                 core,
             });
-            // More than 16 million live breakers in one shard would wrap the index; the
-            // incarnation check then makes lookups of the wrapped key find nothing.
-            u32::try_from(s.slots.len() - 1).unwrap_or(u32::MAX) & 0xFF_FFFF
+            index
         }
     };
-    Key::new(shard, index, s.slots[index as usize].incarnation)
+    let incarnation = s.slots.get(index as usize)?.incarnation;
+    Some(Key::new(shard, index, incarnation))
 }
 
 /// The breaker behind `key`, if it is still alive.

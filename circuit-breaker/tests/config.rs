@@ -50,6 +50,10 @@ fn every_invalid_setting_is_named() {
             base().sliding_window(SlidingWindow::time(Duration::from_millis(9), 10)),
             "sliding_window",
         ),
+        (
+            base().sliding_window(SlidingWindow::time(Duration::MAX, 10)),
+            "sliding_window",
+        ),
         (base().minimum_calls(0), "minimum_calls"),
         (
             base()
@@ -142,6 +146,13 @@ fn defaults_and_edge_values_are_accepted() {
         .permitted_calls_in_half_open(1000)
         .wait_duration_multiplier(1000.0)
         .wait_duration_jitter(1.0)
+        .build()
+        .unwrap();
+    // The largest waits stay representable (no float-to-duration overflow on trips).
+    base()
+        .wait_duration(Duration::MAX)
+        .max_wait_duration(Duration::MAX)
+        .wait_duration_multiplier(1000.0)
         .build()
         .unwrap();
     base()

@@ -439,3 +439,22 @@ async fn hook_sees_every_transition_with_rates() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_largest_waits_trip_without_overflow() {
+    let layer = CircuitBreakerLayer::builder("t")
+        .sliding_window(SlidingWindow::count(1))
+        .minimum_calls(1)
+        .wait_duration(Duration::MAX)
+        .max_wait_duration(Duration::MAX)
+        .wait_duration_multiplier(1000.0)
+        .wait_duration_jitter(1.0)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let mut svc = layer.layer(scripted(counter()));
+    send(&mut svc, FAIL).await.unwrap();
+    assert_eq!(handle.state(), State::Open);
+    let open = send(&mut svc, OK).await.unwrap_err();
+    assert!(open.retry_after().unwrap() > Duration::from_secs(1 << 40));
+}
