@@ -130,6 +130,7 @@ async fn run() -> Result<bool, BoxError> {
     let order_addr = orders.local_addr();
     let breaker = orders.breaker();
     let breaker_log = orders.breaker_log();
+    let retries = orders.retry_stats();
     let (stop_orders, rx) = oneshot::channel::<()>();
     let orders_task = tokio::spawn(orders.serve(async move {
         let _ = rx.await;
@@ -152,11 +153,17 @@ async fn run() -> Result<bool, BoxError> {
     // 1. Healthy.
     let bar = new_bar(Some(300), "healthy ");
     let start = Instant::now();
+    let retried = retries.retries();
     let samples = Traffic::new(order_addr, "healthy")
         .run(WORKERS, Until::Count(300), &bar, || false)
         .await;
     bar.finish_and_clear();
-    phases.push(PhaseStats::new("healthy", start.elapsed(), &samples, 0));
+    phases.push(PhaseStats::new(
+        "healthy",
+        start.elapsed(),
+        &samples,
+        retries.retries() - retried,
+    ));
     accepted.extend(samples.iter().filter_map(|s| s.order_id.clone()));
 
     // 2. Faults: most inventory calls fail.
@@ -167,6 +174,7 @@ async fn run() -> Result<bool, BoxError> {
     let bar = new_bar(None, "faults  ");
     let watcher = watch_breaker(&bar, breaker.clone());
     let start = Instant::now();
+    let retried = retries.retries();
     let samples = Traffic::new(order_addr, "faults")
         .run(
             WORKERS,
@@ -177,7 +185,12 @@ async fn run() -> Result<bool, BoxError> {
         .await;
     watcher.abort();
     bar.finish_and_clear();
-    phases.push(PhaseStats::new("faults", start.elapsed(), &samples, 0));
+    phases.push(PhaseStats::new(
+        "faults",
+        start.elapsed(),
+        &samples,
+        retries.retries() - retried,
+    ));
     accepted.extend(samples.iter().filter_map(|s| s.order_id.clone()));
 
     // 3. Recovery: faults stop; run until the breaker has closed (at most 15 s).
@@ -185,6 +198,7 @@ async fn run() -> Result<bool, BoxError> {
     let bar = new_bar(None, "recovery");
     let watcher = watch_breaker(&bar, breaker.clone());
     let start = Instant::now();
+    let retried = retries.retries();
     let closed_at = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
     let samples = {
         let breaker = breaker.clone();
@@ -211,7 +225,12 @@ async fn run() -> Result<bool, BoxError> {
     };
     watcher.abort();
     bar.finish_and_clear();
-    phases.push(PhaseStats::new("recovery", start.elapsed(), &samples, 0));
+    phases.push(PhaseStats::new(
+        "recovery",
+        start.elapsed(),
+        &samples,
+        retries.retries() - retried,
+    ));
     accepted.extend(samples.iter().filter_map(|s| s.order_id.clone()));
 
     // Let the reconciler release what failed orders left behind.
@@ -230,6 +249,11 @@ async fn run() -> Result<bool, BoxError> {
 
     println!();
     println!("{}", report::table(&phases));
+    println!(
+        "retries not made because the retry budget was spent: {}",
+        retries.budget_exhausted()
+    );
+    println!();
     println!("circuit breaker `inventory` transitions:");
     for t in breaker_log.transitions() {
         println!(

@@ -16,10 +16,13 @@ use palisade_circuit_breaker::{
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+use tower::ServiceExt as _;
+use tower::retry::Retry;
 use tower::timeout::Timeout;
 
 use crate::config::Config;
 use crate::model::Line;
+use crate::retry::{self, Call, Op, Reply, RetryStats};
 
 /// The service stack around the channel, outermost first; see [`InventoryClient::new`].
 pub(crate) type Stack = CircuitBreaker<Timeout<Channel>, GrpcClassifier>;
@@ -78,12 +81,15 @@ pub struct BreakerTransition {
     pub failure_rate: f64,
 }
 
-/// The inventory client. Cheap to clone; clones share the channel and the breaker.
+/// The inventory client. Cheap to clone; clones share the channel, the breaker and the
+/// retry budget.
 #[derive(Debug, Clone)]
 pub(crate) struct InventoryClient {
-    client: InventoryServiceClient<Stack>,
+    client: Retry<retry::Policy, retry::Typed>,
+    deadline: Duration,
     breaker: CircuitBreakerHandle,
     transitions: BreakerLog,
+    stats: RetryStats,
 }
 
 /// The breaker's transitions so far, recorded by its `on_state_change` hook (which runs
@@ -105,9 +111,15 @@ impl InventoryClient {
     /// The stack, outermost first:
     ///
     /// ```text
-    /// CircuitBreaker -> Timeout(per try) -> Channel
+    /// Retry -> CircuitBreaker -> Timeout(per try) -> Channel
     /// ```
     ///
+    /// - **Retry** is outermost, so every attempt passes the breaker: a failing attempt
+    ///   counts against it, and once it opens the next attempt is rejected at once and is
+    ///   not retried. (With `palisade-tracing-layer`, a `ClientTrace` layer goes between
+    ///   the breaker and the timeout, so each attempt that is sent gets its own CLIENT span
+    ///   and a rejected one sends nothing and makes none.) The whole call, attempts and
+    ///   backoff included, is bounded by the configured deadline.
     /// - The **breaker** classifies by `grpc-status`: `UNAVAILABLE`, `DEADLINE_EXCEEDED`,
     ///   `INTERNAL`, `UNKNOWN` and `RESOURCE_EXHAUSTED` (and timeouts, transport errors)
     ///   are failures; business refusals such as `FAILED_PRECONDITION` (out of stock) are
@@ -162,10 +174,19 @@ impl InventoryClient {
             .layer(breaker)
             .timeout(config.try_timeout)
             .service(channel);
-        Ok(Self {
+        let stats = RetryStats::default();
+        let typed = retry::Typed {
             client: InventoryServiceClient::new(stack),
+        };
+        Ok(Self {
+            client: Retry::new(
+                retry::Policy::new(config.max_attempts, stats.clone()),
+                typed,
+            ),
+            deadline: config.deadline,
             breaker: handle,
             transitions,
+            stats,
         })
     }
 
@@ -177,6 +198,24 @@ impl InventoryClient {
     /// The breaker's transition log.
     pub(crate) fn transitions(&self) -> &BreakerLog {
         &self.transitions
+    }
+
+    /// The retry counters.
+    pub(crate) fn retry_stats(&self) -> &RetryStats {
+        &self.stats
+    }
+
+    /// Runs one call through the stack, within the deadline.
+    async fn call(&self, op: Op) -> Result<Reply, CallError> {
+        let call = self.client.clone().oneshot(Call::new(op));
+        match tokio::time::timeout(self.deadline, call).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(status)) => Err(CallError::from_status(&status)),
+            Err(_) => Err(CallError::Unavailable(format!(
+                "no answer within the {} ms deadline",
+                self.deadline.as_millis()
+            ))),
+        }
     }
 
     /// Reserves `lines` for `order_id`; returns the reservation id.
@@ -195,13 +234,9 @@ impl InventoryClient {
                 })
                 .collect(),
         };
-        let response = self
-            .client
-            .clone()
-            .reserve(request)
-            .await
-            .map_err(|s| CallError::from_status(&s))?
-            .into_inner();
+        let Reply::Reserve(response) = self.call(Op::Reserve(request)).await? else {
+            return Err(CallError::Unavailable("mismatched reply".to_owned()));
+        };
         response
             .reservation
             .map(|r| r.reservation_id)
@@ -215,13 +250,9 @@ impl InventoryClient {
         let request = ReleaseRequest {
             order_id: order_id.to_owned(),
         };
-        Ok(self
-            .client
-            .clone()
-            .release(request)
-            .await
-            .map_err(|s| CallError::from_status(&s))?
-            .into_inner()
-            .released)
+        match self.call(Op::Release(request)).await? {
+            Reply::Release(r) => Ok(r.released),
+            Reply::Reserve(_) => Err(CallError::Unavailable("mismatched reply".to_owned())),
+        }
     }
 }

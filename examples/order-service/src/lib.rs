@@ -22,6 +22,7 @@ mod config;
 mod error;
 mod model;
 mod orders;
+mod retry;
 mod store;
 
 use std::future::Future;
@@ -38,6 +39,7 @@ pub use client::{BreakerLog, BreakerTransition};
 pub use config::{Config, ConfigError};
 pub use error::Error;
 pub use palisade_circuit_breaker::{CircuitBreakerHandle, State as BreakerState};
+pub use retry::RetryStats;
 
 use crate::client::InventoryClient;
 use crate::orders::Orders;
@@ -105,6 +107,11 @@ impl OrderService {
     /// The inventory circuit breaker's transitions, as they happen.
     pub fn breaker_log(&self) -> BreakerLog {
         self.orders.inventory.transitions().clone()
+    }
+
+    /// The inventory client's retry counters.
+    pub fn retry_stats(&self) -> RetryStats {
+        self.orders.inventory.retry_stats().clone()
     }
 
     /// The health registry: readiness, and drain.

@@ -56,6 +56,7 @@ pub struct Orders {
     pub health: palisade_health::HealthRegistry,
     pub breaker: order_service::CircuitBreakerHandle,
     pub breaker_log: order_service::BreakerLog,
+    pub retry_stats: order_service::RetryStats,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), order_service::Error>>>,
 }
@@ -77,6 +78,7 @@ impl Orders {
             health: service.health(),
             breaker: service.breaker(),
             breaker_log: service.breaker_log(),
+            retry_stats: service.retry_stats(),
             db,
             stop: Some(stop),
             task: Some(tokio::spawn(service.serve(async move {
