@@ -1084,6 +1084,46 @@ fn rates(c: Counts) -> (f64, f64) {
 mod tests {
     use super::*;
 
+    fn core_with(b: crate::Builder) -> Core {
+        let (name, cfg, _, _, hook) = b.into_parts();
+        Core::new(StdArc::from(name), cfg, hook, 4)
+    }
+
+    #[test]
+    fn jittered_backoff_stays_within_its_bounds() {
+        let core = core_with(
+            crate::CircuitBreakerLayer::builder("j")
+                .wait_duration(Duration::from_secs(10))
+                .wait_duration_multiplier(2.0)
+                .max_wait_duration(Duration::from_secs(25))
+                .wait_duration_jitter(0.5),
+        );
+        let s = 1_000_000_000;
+        for _ in 0..2000 {
+            let first = core.open_wait(0);
+            assert!((5 * s..=15 * s).contains(&first), "{first}");
+            let second = core.open_wait(1); // 20 s, jittered, capped at 25 s
+            assert!((10 * s..=25 * s).contains(&second), "{second}");
+            assert!(core.open_wait(30) <= 25 * s, "capped");
+        }
+    }
+
+    #[test]
+    fn ticket_packing_round_trips() {
+        let t = Ticket {
+            generation: GEN_MASK,
+            kind: Kind::Disabled,
+            start: Some(42),
+            lean: true,
+        };
+        let (u, stripe) = Ticket::unpack(t.pack(127), t.start_raw());
+        assert_eq!(
+            (u.generation, u.kind, u.start, u.lean, stripe),
+            (GEN_MASK, Kind::Disabled, Some(42), true, 127)
+        );
+        assert!(Ticket::packed_is_lean(t.pack(0)));
+    }
+
     #[test]
     fn trial_word_round_trips() {
         let t = Trials {
