@@ -1,11 +1,15 @@
 //! Many tasks on one breaker, on a multi-threaded runtime: one Closed→Open transition per
 //! trip, half-open never admits more than its permits, and no permit leaks after a storm of
 //! dropped futures.
+//!
+//! Nothing here waits for real time: the breakers wait 1 ns before half-opening (so the
+//! next call after a trip is a trial), and calls are cancelled by dropping their futures.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use palisade_circuit_breaker::{CircuitBreaker, CircuitBreakerLayer, SlidingWindow, State};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -38,7 +42,9 @@ fn inner(
         let gauge = gauge.clone();
         async move {
             gauge.enter();
-            tokio::time::sleep(delay).await;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             gauge.leave();
             if fail {
                 Err(std::io::Error::other("down"))
@@ -56,7 +62,7 @@ async fn exactly_one_transition_per_trip_under_a_failure_storm() {
         .sliding_window(SlidingWindow::count(50))
         .minimum_calls(10)
         .failure_rate_threshold(50.0)
-        .wait_duration(Duration::from_millis(50))
+        .wait_duration(Duration::from_nanos(1))
         .permitted_calls_in_half_open(4)
         .on_state_change({
             let opens = opens.clone();
@@ -91,18 +97,22 @@ async fn exactly_one_transition_per_trip_under_a_failure_storm() {
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(handle.state(), State::Open);
+        // Open, or half-open again (the failing storm's trials re-open it).
+        assert_ne!(handle.state(), State::Closed);
         assert_eq!(
             opens.load(Ordering::SeqCst),
             round,
             "one Closed→Open per trip"
         );
-        // Recover: wait, then succeed through half-open.
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        // Recover through half-open with successes.
         let mut s = svc.clone();
-        while handle.state() != State::Closed {
+        for _ in 0..100 {
+            if handle.state() == State::Closed {
+                break;
+            }
             let _ = s.ready().await.unwrap().call((false, Duration::ZERO)).await;
         }
+        assert_eq!(handle.state(), State::Closed);
     }
 }
 
@@ -112,7 +122,7 @@ async fn half_open_never_admits_more_than_its_permits() {
     let layer = CircuitBreakerLayer::builder("probe")
         .sliding_window(SlidingWindow::count(4))
         .minimum_calls(4)
-        .wait_duration(Duration::from_millis(20))
+        .wait_duration(Duration::from_nanos(1))
         .permitted_calls_in_half_open(PERMITS as u32)
         .build()
         .unwrap();
@@ -123,8 +133,7 @@ async fn half_open_never_admits_more_than_its_permits() {
     for _ in 0..4 {
         let _ = s.ready().await.unwrap().call((true, Duration::ZERO)).await;
     }
-    assert_eq!(handle.state(), State::Open);
-    tokio::time::sleep(Duration::from_millis(25)).await;
+    assert_ne!(handle.state(), State::Closed);
     let before = gauge.calls.load(Ordering::SeqCst);
 
     // 200 concurrent callers race for the permits; admitted trials wait at a gate.
@@ -161,11 +170,11 @@ async fn half_open_never_admits_more_than_its_permits() {
         })
         .collect();
     // Wait (bounded) until every caller is either rejected or inside the inner service.
-    for _ in 0..5000 {
+    for _ in 0..1_000_000 {
         if rejected.load(Ordering::SeqCst) + gauge.now.load(Ordering::SeqCst) == 200 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::task::yield_now().await;
     }
     let trials = gauge.calls.load(Ordering::SeqCst) - before;
     assert_eq!(trials, PERMITS, "exactly the permits were admitted");
@@ -185,7 +194,7 @@ async fn no_permit_leaks_after_a_storm_of_dropped_futures() {
     let layer = CircuitBreakerLayer::builder("drops")
         .sliding_window(SlidingWindow::count(2))
         .minimum_calls(2)
-        .wait_duration(Duration::from_millis(10))
+        .wait_duration(Duration::from_nanos(1))
         .permitted_calls_in_half_open(PERMITS as u32)
         .build()
         .unwrap();
@@ -196,7 +205,6 @@ async fn no_permit_leaks_after_a_storm_of_dropped_futures() {
     for _ in 0..2 {
         let _ = s.ready().await.unwrap().call((true, Duration::ZERO)).await;
     }
-    tokio::time::sleep(Duration::from_millis(15)).await;
     assert_eq!(handle.state(), State::HalfOpen);
 
     // A storm of callers whose futures are dropped mid-flight (timeouts), many times over.
@@ -210,7 +218,8 @@ async fn no_permit_leaks_after_a_storm_of_dropped_futures() {
                         .await
                         .unwrap()
                         .call((false, Duration::from_secs(60)));
-                    let _ = tokio::time::timeout(Duration::from_millis(1), fut).await;
+                    // Poll once (the trial starts and waits), then drop it mid-flight.
+                    assert!(fut.now_or_never().is_none_or(|r| r.is_err()));
                 })
             })
             .collect();
