@@ -9,6 +9,21 @@
 //!
 //! Futures here are always ready (or become ready by spinning), so each call is driven by
 //! polling with a no-op waker: the harness adds no runtime overhead to either side.
+//!
+//! Measured on the 2-core development machine (shared with other builds, so ±20 %),
+//! `cargo bench -p palisade-benches --bench circuit_breaker`, time per call:
+//!
+//! ```text
+//! closed, 1 thread                 threads_2 (per call per thread)
+//! bare service_fn          0.6 ns    0.7 ns
+//! palisade count window    6.4 ns    6.2 ns    (overhead ~6 ns; 2 threads / 1 thread = 0.97)
+//! palisade exact window   49   ns  116   ns    (shared sequence: does not scale, by design)
+//! palisade time window    63   ns     -        (one clock read per call, ~23 ns here)
+//! recloser 1.4            39   ns  113   ns
+//! failsafe 1.3           118   ns  308   ns
+//! tower-resilience 0.13  291   ns    9.9 µs
+//! open (rejection): palisade 39 ns (a clock read for retry_after and one Box<CircuitOpen>)
+//! ```
 #![allow(missing_docs)]
 
 use std::future::Future;
