@@ -18,6 +18,10 @@
 //! generation's low bits and the counts of permits issued, succeeded, failed and slow; a
 //! dropped trial gives its permit back.
 
+mod clock;
+mod half_open;
+mod ticket;
+
 use std::sync::Arc as StdArc;
 use std::time::Duration;
 
@@ -33,6 +37,12 @@ use crate::sync::{
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
 use crate::window::{self, Counts, ExactRing, Snapshots, Stripe};
+
+#[cfg(loom)]
+pub use clock::loom_set_now;
+use clock::{Clock, nanos};
+use half_open::Trials;
+pub(crate) use ticket::{Kind, Rejection, Ticket};
 
 const CLOSED: u64 = 0;
 const OPEN: u64 = 1;
@@ -53,170 +63,6 @@ fn state_of(word: u64) -> State {
         DISABLED => State::Disabled,
         _ => State::ForcedOpen,
     }
-}
-
-/// The half-open trial word: generation (low 16 bits), then 12 bits each for permits
-/// issued, trials succeeded, trials failed and slow trials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Trials {
-    generation: u64,
-    issued: u64,
-    ok: u64,
-    failed: u64,
-    slow: u64,
-}
-
-const F12: u64 = 0xFFF;
-
-impl Trials {
-    fn unpack(w: u64) -> Trials {
-        Trials {
-            generation: w & 0xFFFF,
-            issued: (w >> 16) & F12,
-            ok: (w >> 28) & F12,
-            failed: (w >> 40) & F12,
-            slow: (w >> 52) & F12,
-        }
-    }
-
-    fn pack(self) -> u64 {
-        (self.generation & 0xFFFF)
-            | (self.issued & F12) << 16
-            | (self.ok & F12) << 28
-            | (self.failed & F12) << 40
-            | (self.slow & F12) << 52
-    }
-
-    fn fresh(generation: u64) -> Trials {
-        Trials {
-            generation: generation & 0xFFFF,
-            issued: 0,
-            ok: 0,
-            failed: 0,
-            slow: 0,
-        }
-    }
-}
-
-/// What state an admitted call was admitted in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Closed,
-    HalfOpen,
-    Disabled,
-}
-
-/// An admitted call: its generation, kind and (with slow-call detection) start time.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ticket {
-    pub(crate) generation: u64,
-    pub(crate) kind: Kind,
-    start: Option<u64>,
-    /// A warm closed call in a breaker whose successes need no recording at all: its
-    /// permit carries a registry key instead of a reference.
-    pub(crate) lean: bool,
-}
-
-impl Ticket {
-    /// Packs everything but the start time, with the caller's stripe, into one word.
-    #[inline]
-    pub(crate) fn pack(&self, stripe: usize) -> u64 {
-        let kind = match self.kind {
-            Kind::Closed => 0,
-            Kind::HalfOpen => 1,
-            Kind::Disabled => 2,
-        };
-        self.generation << 16 | ((stripe as u64) & 0xFF) << 8 | kind << 1 | u64::from(self.lean)
-    }
-
-    /// The start time, for a packed ticket to carry separately (`u64::MAX`: none).
-    #[inline]
-    pub(crate) fn start_raw(&self) -> u64 {
-        self.start.unwrap_or(u64::MAX)
-    }
-
-    /// Unpacks a ticket and its stripe.
-    pub(crate) fn unpack(meta: u64, start: u64) -> (Ticket, usize) {
-        let kind = match (meta >> 1) & 0b11 {
-            0 => Kind::Closed,
-            1 => Kind::HalfOpen,
-            _ => Kind::Disabled,
-        };
-        let ticket = Ticket {
-            generation: meta >> 16,
-            kind,
-            start: (start != u64::MAX).then_some(start),
-            lean: meta & 1 == 1,
-        };
-        (ticket, ((meta >> 8) & 0xFF) as usize)
-    }
-
-    /// Whether a packed ticket is lean (its success needs no recording).
-    #[inline]
-    pub(crate) fn packed_is_lean(meta: u64) -> bool {
-        meta & 1 == 1
-    }
-
-    pub(crate) fn state(&self) -> State {
-        match self.kind {
-            Kind::Closed => State::Closed,
-            Kind::HalfOpen => State::HalfOpen,
-            Kind::Disabled => State::Disabled,
-        }
-    }
-}
-
-/// Why a call was not admitted.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Rejection {
-    pub(crate) state: State,
-    pub(crate) retry_after: Option<Duration>,
-}
-
-/// The time source: tokio's clock (so paused-time tests drive it), or under loom a
-/// manual one.
-#[derive(Debug)]
-struct Clock {
-    #[cfg(not(loom))]
-    origin: tokio::time::Instant,
-}
-
-#[cfg(loom)]
-std::thread_local! {
-    // Loom runs a model's threads on the test's own OS thread: one clock per test.
-    static LOOM_NOW: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-/// Sets the manual clock used under `--cfg loom`, in nanoseconds.
-#[cfg(loom)]
-#[doc(hidden)]
-pub fn loom_set_now(nanos: u64) {
-    LOOM_NOW.with(|n| n.set(nanos));
-}
-
-impl Clock {
-    fn new() -> Clock {
-        Clock {
-            #[cfg(not(loom))]
-            origin: tokio::time::Instant::now(),
-        }
-    }
-
-    /// Nanoseconds since the breaker was built.
-    #[inline]
-    fn now(&self) -> u64 {
-        #[cfg(not(loom))]
-        {
-            let d = tokio::time::Instant::now().saturating_duration_since(self.origin);
-            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-        }
-        #[cfg(loom)]
-        LOOM_NOW.with(std::cell::Cell::get)
-    }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// State under the decision lock.
@@ -514,34 +360,6 @@ impl Core {
         Rejection { state, retry_after }
     }
 
-    /// Takes a half-open permit: `Some(true)` taken, `Some(false)` none left, `None` the
-    /// state moved on.
-    fn take_trial(&self, w: u64) -> Option<bool> {
-        let generation = (w >> GEN_SHIFT) & 0xFFFF;
-        let permits = u64::from(self.cfg.permitted_calls_in_half_open);
-        let mut cur = self.trials.load(Acquire);
-        loop {
-            let t = Trials::unpack(cur);
-            if t.generation != generation {
-                return None;
-            }
-            if t.issued >= permits {
-                return Some(false);
-            }
-            let next = Trials {
-                issued: t.issued + 1,
-                ..t
-            };
-            match self
-                .trials
-                .compare_exchange_weak(cur, next.pack(), AcqRel, Acquire)
-            {
-                Ok(_) => return Some(true),
-                Err(actual) => cur = actual,
-            }
-        }
-    }
-
     /// Records an admitted call's outcome.
     #[inline]
     pub(crate) fn complete(&self, stripe: usize, t: &Ticket, outcome: Outcome) {
@@ -703,44 +521,6 @@ impl Core {
         None
     }
 
-    fn complete_trial(&self, s: &Stripe, t: &Ticket, failure: bool, slow: bool) {
-        let generation = t.generation & 0xFFFF;
-        let mut cur = self.trials.load(Acquire);
-        let next = loop {
-            let tr = Trials::unpack(cur);
-            if tr.generation != generation {
-                return; // late: the lease expired or the state moved on
-            }
-            let next = Trials {
-                ok: tr.ok + u64::from(!failure),
-                failed: tr.failed + u64::from(failure),
-                slow: tr.slow + u64::from(slow),
-                ..tr
-            };
-            match self
-                .trials
-                .compare_exchange_weak(cur, next.pack(), AcqRel, Acquire)
-            {
-                Ok(_) => break next,
-                Err(actual) => cur = actual,
-            }
-        };
-        add(s, failure, slow);
-        if self.verdict(next).is_some() {
-            let mut d = sync::lock(&self.decider);
-            let w = self.state.load(Acquire);
-            let mut fired = None;
-            if w & STATE_BITS == HALF_OPEN && w >> GEN_SHIFT == t.generation {
-                let tr = Trials::unpack(self.trials.load(Acquire));
-                if let Some(to) = self.verdict(tr) {
-                    fired = self.transition(&mut d, w, to, self.trial_rates(tr));
-                }
-            }
-            drop(d);
-            self.fire(fired);
-        }
-    }
-
     /// Takes back an admitted call that ended without an outcome (ignored or cancelled):
     /// a half-open permit is returned, and a call the count window counted on admission is
     /// subtracted again (if the window was not reset since).
@@ -753,103 +533,6 @@ impl Core {
                 }
             }
         }
-    }
-
-    fn return_trial(&self, t: &Ticket) {
-        let generation = t.generation & 0xFFFF;
-        let mut cur = self.trials.load(Acquire);
-        loop {
-            let tr = Trials::unpack(cur);
-            if tr.generation != generation || tr.issued == 0 {
-                return;
-            }
-            let next = Trials {
-                issued: tr.issued - 1,
-                ..tr
-            };
-            match self
-                .trials
-                .compare_exchange_weak(cur, next.pack(), AcqRel, Acquire)
-            {
-                Ok(_) => return,
-                Err(actual) => cur = actual,
-            }
-        }
-    }
-
-    fn trial_rates(&self, tr: Trials) -> (f64, f64) {
-        let p = f64::from(self.cfg.permitted_calls_in_half_open);
-        (tr.failed as f64 * 100.0 / p, tr.slow as f64 * 100.0 / p)
-    }
-
-    /// Whether the trials so far settle the half-open state, and how.
-    fn verdict(&self, tr: Trials) -> Option<u64> {
-        let cfg = &self.cfg;
-        let permits = u64::from(cfg.permitted_calls_in_half_open);
-        let remaining = permits.saturating_sub(tr.ok + tr.failed);
-        let p = permits as f64;
-        let pct = |n: u64| n as f64 * 100.0 / p;
-        let slow_on = cfg.slow_call_duration.is_some();
-        let reopen = match cfg.failure_rate_threshold {
-            Some(t) => pct(tr.failed) >= t,
-            None => tr.failed > 0,
-        } || (slow_on && pct(tr.slow) >= cfg.slow_call_rate_threshold);
-        if reopen {
-            return Some(OPEN);
-        }
-        let fail_ok = match cfg.failure_rate_threshold {
-            Some(t) => pct(tr.failed + remaining) < t,
-            None => tr.failed + remaining == 0,
-        };
-        let slow_ok = !slow_on || pct(tr.slow + remaining) < cfg.slow_call_rate_threshold;
-        (fail_ok && slow_ok).then_some(CLOSED)
-    }
-
-    fn half_open(&self, seen: u64, now: u64) {
-        let mut d = sync::lock(&self.decider);
-        let w = self.state.load(Acquire);
-        let mut fired = None;
-        if w == seen && now >= self.open_until.load(Acquire) {
-            fired = self.transition(&mut d, w, HALF_OPEN, (0.0, 0.0));
-        }
-        drop(d);
-        self.fire(fired);
-    }
-
-    /// The half-open lease ran out: trials still running count as failed.
-    fn expire_lease(&self, seen: u64, now: u64) {
-        let mut d = sync::lock(&self.decider);
-        let w = self.state.load(Acquire);
-        let mut fired = None;
-        if w == seen && now >= self.lease_until.load(Acquire) {
-            let mut tr = Trials::unpack(self.trials.load(Acquire));
-            tr.failed += tr.issued.saturating_sub(tr.ok + tr.failed);
-            match self.verdict(tr) {
-                Some(to) => fired = self.transition(&mut d, w, to, self.trial_rates(tr)),
-                None => {
-                    // Undecided: carry the counts into a new generation, so the expired
-                    // trials' late outcomes are ignored, and lease the rest afresh.
-                    let generation = ((w >> GEN_SHIFT) + 1) & GEN_MASK;
-                    let carried = Trials {
-                        generation: generation & 0xFFFF,
-                        issued: tr.ok + tr.failed,
-                        ..tr
-                    };
-                    self.trials.store(carried.pack(), Release);
-                    self.lease_until.store(self.lease_end(now), Release);
-                    self.state
-                        .store(generation << GEN_SHIFT | HALF_OPEN, Release);
-                }
-            }
-        }
-        drop(d);
-        self.fire(fired);
-    }
-
-    fn lease_end(&self, now: u64) -> u64 {
-        self.cfg
-            .max_wait_in_half_open
-            .map_or(u64::MAX, |d| now.saturating_add(nanos(d)))
     }
 
     /// How long to stay open after `opens` opens without a successful close.
@@ -1106,33 +789,5 @@ mod tests {
             assert!((10 * s..=25 * s).contains(&second), "{second}");
             assert!(core.open_wait(30) <= 25 * s, "capped");
         }
-    }
-
-    #[test]
-    fn ticket_packing_round_trips() {
-        let t = Ticket {
-            generation: GEN_MASK,
-            kind: Kind::Disabled,
-            start: Some(42),
-            lean: true,
-        };
-        let (u, stripe) = Ticket::unpack(t.pack(127), t.start_raw());
-        assert_eq!(
-            (u.generation, u.kind, u.start, u.lean, stripe),
-            (GEN_MASK, Kind::Disabled, Some(42), true, 127)
-        );
-        assert!(Ticket::packed_is_lean(t.pack(0)));
-    }
-
-    #[test]
-    fn trial_word_round_trips() {
-        let t = Trials {
-            generation: 0xBEEF,
-            issued: 1000,
-            ok: 7,
-            failed: 4095,
-            slow: 1,
-        };
-        assert_eq!(Trials::unpack(t.pack()), t);
     }
 }
