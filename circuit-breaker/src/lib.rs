@@ -36,11 +36,13 @@
 //! its response future holds no reference count (a success has nothing left to record;
 //! only a failure, an ignored or a cancelled call looks the breaker up). No lock, no
 //! allocation, no boxed future, and the clock is read only when the configuration needs
-//! it (a time window or slow-call detection). Decisions (on failures) sum the stripes;
-//! only they take the breaker's internal lock, and never wait for it. Each clone of the
+//! it (a time window or slow-call detection). Decisions (on failures) sum the stripes
+//! under the breaker's internal lock, taken by one deciding thread at a time: the others
+//! leave a request on an atomic counter and return without waiting. Each clone of the
 //! service owns its stripe, so threads with their own clones (tower clones a service per
 //! connection or task) share no written memory on the success path. With a `metrics`
-//! recorder installed, each call also increments a counter in the recorder. See
+//! recorder installed, each call also increments a counter in the recorder (and its
+//! future holds a reference to the breaker to do so). See
 //! `benches/` in the repository for the measurements against tower-resilience, failsafe
 //! and recloser.
 //!
