@@ -265,6 +265,11 @@ impl<C, F> Builder<C, F> {
     /// What a call whose response future is dropped before completing counts as:
     /// [`Outcome::Ignored`] (the default: nothing is recorded, a half-open permit is
     /// given back) or [`Outcome::Failure`].
+    ///
+    /// A timeout *outside* the breaker cancels the breaker's future, so with the default
+    /// its timeouts are not failures; put the per-try timeout *inside* the breaker
+    /// (`ServiceBuilder::new().layer(breaker).layer(TimeoutLayer::new(d))`) so that it
+    /// returns an error the breaker counts, or count cancellations as failures here.
     pub fn cancelled_outcome(mut self, outcome: Outcome) -> Self {
         self.config.cancelled_outcome = outcome;
         self
