@@ -304,7 +304,9 @@ impl<K, KF, C, F> KeyedBuilder<K, KF, C, F> {
 ///
 /// Each breaker is named `{name}/{key}` in rejections, metrics and events. Each service
 /// clone caches its per-key cells, so a call costs the key function, a hash lookup in the
-/// clone's own map and the breaker's usual path.
+/// clone's own map and the breaker's usual path. A fresh clone resolves each key once
+/// through the shared key map (a short lock and a small allocation), so keep clones for
+/// a connection or a task rather than making one per call.
 ///
 /// ```
 /// use std::time::Duration;
