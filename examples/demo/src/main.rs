@@ -92,6 +92,7 @@ fn telemetry() -> Result<(SdkTracerProvider, InMemorySpanExporter), BoxError> {
     let filter = Targets::new()
         .with_target("order_service", LevelFilter::INFO)
         .with_target("inventory_service", LevelFilter::INFO)
+        .with_target("example_telemetry", LevelFilter::INFO)
         .with_target("palisade_tracing_layer", LevelFilter::INFO);
     let subscriber = tracing_subscriber::registry().with(
         tracing_opentelemetry::layer()

@@ -80,7 +80,8 @@ impl Node {
 }
 
 /// Picks the most interesting trace: among traces that contain a span named `anchor`,
-/// the one that crosses the most services, then has the most spans.
+/// one that crosses both services, preferably an order that was retried and still
+/// accepted (`201`), then the one with the most spans.
 pub(crate) fn pick<'a>(nodes: &'a [Node], anchor: &str) -> Option<&'a str> {
     let mut by_trace: HashMap<&str, Vec<&Node>> = HashMap::new();
     for n in nodes {
@@ -90,10 +91,23 @@ pub(crate) fn pick<'a>(nodes: &'a [Node], anchor: &str) -> Option<&'a str> {
         .into_iter()
         .filter(|(_, spans)| spans.iter().any(|s| s.name == anchor))
         .max_by_key(|(trace, spans)| {
-            let mut services: Vec<&str> = spans.iter().map(|s| s.service.as_str()).collect();
-            services.sort_unstable();
-            services.dedup();
-            (services.len(), spans.len(), std::cmp::Reverse(*trace))
+            let attr = |s: &Node, k: &str| s.attributes.iter().any(|(key, _)| key == k);
+            let crosses = spans
+                .iter()
+                .any(|s| s.kind == "SERVER" && attr(s, "rpc.method"));
+            let accepted = spans.iter().any(|s| {
+                s.attributes
+                    .iter()
+                    .any(|(k, v)| k == "http.response.status_code" && v == "201")
+            });
+            let retried = spans.iter().any(|s| attr(s, "http.request.resend_count"));
+            (
+                crosses,
+                accepted && retried,
+                accepted,
+                spans.len(),
+                std::cmp::Reverse(*trace),
+            )
         })
         .map(|(trace, _)| trace)
 }
@@ -118,9 +132,30 @@ pub(crate) fn render(nodes: &[Node], trace: &str) -> String {
     let t0 = roots.first().map_or(SystemTime::UNIX_EPOCH, |r| r.start);
     let mut out = format!("trace {trace}\n");
     for (i, root) in roots.iter().enumerate() {
-        draw(&mut out, root, &children, t0, "", i + 1 == roots.len());
+        draw(&mut out, root, &children, t0, "", i + 1 == roots.len(), "");
     }
     out
+}
+
+/// Which service a span belongs to. Both services share one process (and one tracer
+/// provider) in the demo, so this is read from the tree: a SERVER span starts a service
+/// (gRPC: the inventory service, HTTP: the order service), and other spans belong to
+/// the service of the SERVER span above them.
+fn service_of(node: &Node, inherited: &str) -> String {
+    if node.kind == "SERVER" {
+        let grpc = node.attributes.iter().any(|(k, _)| k == "rpc.method");
+        return if grpc {
+            "inventory-service"
+        } else {
+            "order-service"
+        }
+        .to_owned();
+    }
+    if inherited.is_empty() {
+        node.service.clone()
+    } else {
+        inherited.to_owned()
+    }
 }
 
 fn draw(
@@ -130,7 +165,9 @@ fn draw(
     t0: SystemTime,
     prefix: &str,
     last: bool,
+    inherited: &str,
 ) {
+    let service = service_of(node, inherited);
     let offset = node.start.duration_since(t0).unwrap_or_default();
     let attrs: Vec<String> = node
         .attributes
@@ -141,7 +178,7 @@ fn draw(
         out,
         "{prefix}{} [{}] {} {} +{:.1}ms {:.1}ms{}{}",
         if last { "└─" } else { "├─" },
-        node.service,
+        service,
         node.kind,
         node.name,
         offset.as_secs_f64() * 1000.0,
@@ -156,7 +193,15 @@ fn draw(
     let child_prefix = format!("{prefix}{}", if last { "   " } else { "│  " });
     if let Some(kids) = children.get(&node.id) {
         for (i, kid) in kids.iter().enumerate() {
-            draw(out, kid, children, t0, &child_prefix, i + 1 == kids.len());
+            draw(
+                out,
+                kid,
+                children,
+                t0,
+                &child_prefix,
+                i + 1 == kids.len(),
+                &service,
+            );
         }
     }
 }
@@ -184,21 +229,43 @@ mod tests {
         }
     }
 
+    fn with(mut n: Node, kind: &'static str, attr: &str, value: &str) -> Node {
+        n.kind = kind;
+        n.attributes.push((attr.to_owned(), value.to_owned()));
+        n
+    }
+
     #[test]
     fn draws_children_in_start_order_across_services() {
         let nodes = vec![
-            node("t1", 1, 0, "POST /orders", "order-service", 0),
-            node("t1", 3, 1, "Reserve", "order-service", 5),
+            with(
+                node("t1", 1, 0, "POST /orders", "example-telemetry", 0),
+                "SERVER",
+                "http.response.status_code",
+                "201",
+            ),
+            with(
+                node("t1", 3, 1, "Reserve", "example-telemetry", 5),
+                "CLIENT",
+                "http.request.resend_count",
+                "1",
+            ),
             node("t1", 2, 1, "place_order", "order-service", 1),
-            node("t1", 4, 3, "Reserve", "inventory-service", 6),
+            with(
+                node("t1", 4, 3, "Reserve", "example-telemetry", 6),
+                "SERVER",
+                "rpc.method",
+                "Reserve",
+            ),
+            node("t1", 5, 4, "sqlite.reserve", "inventory-service", 7),
             node("t2", 9, 0, "place_order", "order-service", 0),
         ];
         assert_eq!(pick(&nodes, "place_order"), Some("t1"));
         let tree = render(&nodes, "t1");
         let lines: Vec<&str> = tree.lines().collect();
-        assert_eq!(lines.len(), 5, "{tree}");
+        assert_eq!(lines.len(), 6, "{tree}");
         assert!(
-            lines[1].starts_with("└─ [order-service] INTERNAL POST /orders"),
+            lines[1].starts_with("└─ [order-service] SERVER POST /orders"),
             "{tree}"
         );
         assert!(
@@ -206,11 +273,15 @@ mod tests {
             "{tree}"
         );
         assert!(
-            lines[3].starts_with("   └─ [order-service] INTERNAL Reserve"),
+            lines[3].starts_with("   └─ [order-service] CLIENT Reserve"),
             "{tree}"
         );
         assert!(
-            lines[4].starts_with("      └─ [inventory-service] INTERNAL Reserve"),
+            lines[4].starts_with("      └─ [inventory-service] SERVER Reserve"),
+            "{tree}"
+        );
+        assert!(
+            lines[5].starts_with("         └─ [inventory-service] INTERNAL sqlite.reserve"),
             "{tree}"
         );
     }

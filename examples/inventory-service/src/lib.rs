@@ -121,9 +121,11 @@ impl InventoryService {
             faults: self.faults.clone(),
         };
         // Server stack, outermost first: Health (HTTP probe paths; gRPC health is the
-        // `grpc.health.v1` service below) -> the inventory service.
+        // `grpc.health.v1` service below) -> ServerTrace (a SERVER span per RPC, continuing
+        // the caller's trace, and RED metrics) -> the inventory service.
         let grpc = tonic::transport::Server::builder()
             .layer(self.health.layer())
+            .layer(example_telemetry::ServerTraceLayer::grpc())
             .add_service(self.health.grpc_service())
             .add_service(InventoryServiceServer::new(inventory))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), self.health.drained());

@@ -20,8 +20,16 @@ use crate::orders::{Orders, PlaceError, Placed};
 const BODY_LIMIT: usize = 64 * 1024;
 
 pub(crate) fn router(orders: Orders, metrics: Option<PrometheusHandle>) -> Router {
-    let router = match metrics {
-        Some(handle) => Router::new().route(
+    let api = Router::new()
+        .route("/orders", post(create_order))
+        .route("/orders/{id}", get(get_order))
+        // A SERVER span per API request (continuing the caller's trace) and RED metrics;
+        // as a route layer it sees the matched route, and `/metrics` below is not traced.
+        .route_layer(example_telemetry::ServerTraceLayer::http())
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(orders);
+    match metrics {
+        Some(handle) => api.route(
             "/metrics",
             get(move || {
                 let handle = handle.clone();
@@ -36,13 +44,8 @@ pub(crate) fn router(orders: Orders, metrics: Option<PrometheusHandle>) -> Route
                 }
             }),
         ),
-        None => Router::new(),
-    };
-    router
-        .route("/orders", post(create_order))
-        .route("/orders/{id}", get(get_order))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(orders)
+        None => api,
+    }
 }
 
 /// An RFC 9457 problem response.

@@ -5,6 +5,7 @@ use std::error::Error as StdError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use example_telemetry::{ClientTrace, ClientTraceLayer};
 use inventory_api::Reason;
 use inventory_api::v1::inventory_service_client::InventoryServiceClient;
 use inventory_api::v1::{Item, ReleaseRequest, ReserveRequest};
@@ -25,7 +26,7 @@ use crate::model::Line;
 use crate::retry::{self, Call, Op, Reply, RetryStats};
 
 /// The service stack around the channel, outermost first; see [`InventoryClient::new`].
-pub(crate) type Stack = CircuitBreaker<Timeout<Channel>, GrpcClassifier>;
+pub(crate) type Stack = CircuitBreaker<ClientTrace<Timeout<Channel>>, GrpcClassifier>;
 
 /// A failed inventory call, sorted by what the caller can do about it.
 #[derive(Debug)]
@@ -111,21 +112,23 @@ impl InventoryClient {
     /// The stack, outermost first:
     ///
     /// ```text
-    /// Retry -> CircuitBreaker -> Timeout(per try) -> Channel
+    /// Retry -> CircuitBreaker -> ClientTrace -> Timeout(per try) -> Channel
     /// ```
     ///
-    /// - **Retry** is outermost, so every attempt passes the breaker: a failing attempt
-    ///   counts against it, and once it opens the next attempt is rejected at once and is
-    ///   not retried. (With `palisade-tracing-layer`, a `ClientTrace` layer goes between
-    ///   the breaker and the timeout, so each attempt that is sent gets its own CLIENT span
-    ///   and a rejected one sends nothing and makes none.) The whole call, attempts and
-    ///   backoff included, is bounded by the configured deadline.
+    /// - **Retry** is outermost, so every attempt passes the breaker and gets its own
+    ///   CLIENT span (with `http.request.resend_count`, as OpenTelemetry asks): a failing
+    ///   attempt counts against the breaker, and once it opens the next attempt is
+    ///   rejected at once and is not retried. The whole call, attempts and backoff
+    ///   included, is bounded by the configured deadline.
+    /// - The breaker sits **outside the trace layer**: a rejected attempt sends nothing
+    ///   and makes no CLIENT span.
     /// - The **breaker** classifies by `grpc-status`: `UNAVAILABLE`, `DEADLINE_EXCEEDED`,
     ///   `INTERNAL`, `UNKNOWN` and `RESOURCE_EXHAUSTED` (and timeouts, transport errors)
     ///   are failures; business refusals such as `FAILED_PRECONDITION` (out of stock) are
     ///   answers from a healthy service and count as successes. When it is open, a call
     ///   fails at once with `CircuitOpen`, which the API turns into `503` + `Retry-After`.
-    /// - The **timeout** sits inside the breaker, so a hung call counts as a failure.
+    /// - The **timeout** is innermost, so it bounds one attempt, the CLIENT span records a
+    ///   timed-out attempt as an error, and the breaker counts it as a failure.
     pub(crate) fn new(config: &Config) -> Result<Self, crate::Error> {
         let invalid = |e: String| {
             crate::Error::Config(crate::ConfigError::invalid(
@@ -172,6 +175,7 @@ impl InventoryClient {
         let handle = breaker.handle();
         let stack = tower::ServiceBuilder::new()
             .layer(breaker)
+            .layer(ClientTraceLayer::grpc(&config.inventory_url))
             .timeout(config.try_timeout)
             .service(channel);
         let stats = RetryStats::default();

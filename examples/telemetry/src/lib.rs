@@ -15,8 +15,14 @@
 //! It also installs the global `metrics` recorder (Prometheus exposition, histograms with
 //! the OpenTelemetry HTTP duration buckets) whose handle the services render on `/metrics`.
 //!
-//! This is the application-side setup a service does once in `main`;
-//! `palisade-tracing-layer`'s telemetry init (feature `otlp`) is meant to replace it.
+//! It also has the server and client trace layers the services use ([`ServerTraceLayer`],
+//! [`ClientTraceLayer`]). All of this stands in for `palisade-tracing-layer` (its server
+//! and client layers, RED metrics and telemetry init), which the examples switch to once
+//! it lands in this workspace.
+
+mod layers;
+
+pub use layers::{ClientTrace, ClientTraceLayer, ServerTrace, ServerTraceLayer};
 
 use std::fmt;
 use std::time::Duration;
