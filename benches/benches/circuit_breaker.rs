@@ -264,6 +264,12 @@ fn threads(c: &mut Criterion) {
             let s = palisade_window(SlidingWindow::exact_count(100));
             Box::new(move |iters| contended(&s, n, iters))
         }),
+        ("palisade_rejection", {
+            let layer = CircuitBreakerLayer::builder("bench").build().unwrap();
+            layer.handle().force_open();
+            let s = layer.layer(bare());
+            Box::new(move |iters| contended(&s, n, iters))
+        }),
         ("failsafe_1_3", {
             let s = failsafe();
             Box::new(move |iters| contended(&s, n, iters))
