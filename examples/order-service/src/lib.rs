@@ -1,8 +1,18 @@
 //! The order service of the Palisade examples.
 //!
-//! An axum HTTP API (`POST /orders`, `GET /orders/{id}`) with its own SQLite database,
-//! calling the inventory service over gRPC. See `examples/README.md` for the whole system
-//! and [`orders`](crate) for the idempotency and compensation rules in the source.
+//! An axum HTTP API with its own SQLite database, calling the inventory service over gRPC
+//! through `Retry -> CircuitBreaker -> ClientTrace -> Timeout -> Channel`:
+//!
+//! - `POST /orders` with `{"items":[{"sku":"KB-0001","quantity":2}]}` and an optional
+//!   `Idempotency-Key`: `201` with the order (a repeat: the same order and
+//!   `Idempotent-Replayed: true`); `409` out of stock or the key's first request still
+//!   running; `422` unknown SKU, invalid order, or the key reused for another request;
+//!   `503` + `Retry-After` when the inventory service cannot be reached (at once while
+//!   the breaker is open); errors are `application/problem+json`.
+//! - `GET /orders/{id}`; `/metrics`; `/health/live`, `/health/ready`, `/health/startup`.
+//!
+//! A failure after stock was reserved releases it (compensation), so nothing is
+//! half-made; see `examples/README.md` for the rules and the whole system.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), order_service::Error> {

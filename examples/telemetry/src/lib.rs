@@ -45,7 +45,7 @@ pub const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-/// Installed telemetry. Call [`shutdown`](Self::shutdown) at the end to flush spans.
+/// Installed telemetry. Run [`shutdown_hook`](Self::shutdown_hook) at the end to flush spans.
 #[derive(Debug)]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
