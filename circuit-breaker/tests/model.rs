@@ -398,15 +398,21 @@ async fn run(cfg: Cfg, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::ForceOpen => {
                 handle.force_open();
+                let opens = model.opens;
                 model.enter(State::ForcedOpen);
+                model.opens = opens;
             }
             Op::ForceClosed => {
                 handle.force_closed();
+                let opens = model.opens;
                 model.enter(State::Closed);
+                model.opens = opens; // by hand, only `reset` resets the backoff
             }
             Op::Disable => {
                 handle.disable();
+                let opens = model.opens;
                 model.enter(State::Disabled);
+                model.opens = opens;
             }
             Op::Reset => {
                 handle.reset();

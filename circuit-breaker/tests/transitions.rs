@@ -458,3 +458,33 @@ async fn the_largest_waits_trip_without_overflow() {
     // Capped at what the clock can hold: about 584 years of nanoseconds.
     assert!(open.retry_after().unwrap() > Duration::from_secs(500 * 365 * 24 * 3600));
 }
+
+#[tokio::test(start_paused = true)]
+async fn only_reset_restarts_the_backoff_by_hand() {
+    let layer = CircuitBreakerLayer::builder("t")
+        .sliding_window(SlidingWindow::count(1))
+        .minimum_calls(1)
+        .wait_duration(Duration::from_secs(1))
+        .wait_duration_multiplier(2.0)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let mut svc = layer.layer(scripted(counter()));
+    send(&mut svc, FAIL).await.unwrap();
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(handle.state(), State::HalfOpen);
+    handle.force_closed();
+    send(&mut svc, FAIL).await.unwrap();
+    assert_eq!(
+        handle.retry_after(),
+        Some(Duration::from_secs(2)),
+        "growth carried on"
+    );
+    handle.reset();
+    send(&mut svc, FAIL).await.unwrap();
+    assert_eq!(
+        handle.retry_after(),
+        Some(Duration::from_secs(1)),
+        "reset restarts it"
+    );
+}

@@ -633,11 +633,12 @@ impl Core {
             State::HalfOpen => HALF_OPEN,
         };
         let mut d = sync::lock(&self.decider);
-        if reset_backoff {
-            d.opens = 0;
-        }
+        // Only a successful half-open resets the backoff automatically; by hand, only
+        // `reset` does (whatever state the breaker is leaving).
+        let opens = if reset_backoff { 0 } else { d.opens };
         let w = self.state.load(Acquire);
         let t = self.transition(&mut d, w, to, (0.0, 0.0));
+        d.opens = opens;
         drop(d);
         self.fire(t);
     }
