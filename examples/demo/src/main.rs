@@ -41,6 +41,14 @@ use crate::traffic::{Traffic, Until};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// `println!` that ignores a closed stdout (`demo | head`) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 const WORKERS: usize = 8;
 
 #[tokio::main]
@@ -144,7 +152,7 @@ async fn run() -> Result<bool, BoxError> {
         .map(|l| (l.sku, l.on_hand))
         .collect();
 
-    println!(
+    say!(
         "Palisade demo: order-service on http://{order_addr}, inventory-service on {inventory_grpc}"
     );
     let t0 = Instant::now();
@@ -176,12 +184,18 @@ async fn run() -> Result<bool, BoxError> {
     let watcher = watch_breaker(&bar, breaker.clone());
     let start = Instant::now();
     let retried = retries.retries();
+    // Four seconds of faults, longer if the breaker has not opened yet (a slow machine
+    // sends fewer calls), at most 20 s.
+    let opened = {
+        let log = breaker_log.clone();
+        move || log.transitions().iter().any(|t| t.to == BreakerState::Open)
+    };
     let samples = Traffic::new(order_addr, "faults")
         .run(
             WORKERS,
-            Until::Elapsed(Duration::from_secs(4)),
+            Until::Elapsed(Duration::from_secs(20)),
             &bar,
-            || false,
+            move || opened() && start.elapsed() >= Duration::from_secs(4),
         )
         .await;
     watcher.abort();
@@ -248,16 +262,16 @@ async fn run() -> Result<bool, BoxError> {
     let _ = stop_inventory.send(());
     inventory_task.await??;
 
-    println!();
-    println!("{}", report::table(&phases));
-    println!(
+    say!();
+    say!("{}", report::table(&phases));
+    say!(
         "retries not made because the retry budget was spent: {}",
         retries.budget_exhausted()
     );
-    println!();
-    println!("circuit breaker `inventory` transitions:");
+    say!();
+    say!("circuit breaker `inventory` transitions:");
     for t in breaker_log.transitions() {
-        println!(
+        say!(
             "  {:>6.2} s  {:<9} -> {:<9} (failure rate {:.0} %)",
             t.at.duration_since(t0).as_secs_f64(),
             t.from.as_str(),
@@ -274,18 +288,18 @@ async fn run() -> Result<bool, BoxError> {
         .collect();
     match trace_tree::pick(&nodes, "place_order") {
         Some(trace) => {
-            println!();
-            println!("one order's trace ({} spans recorded in all):", nodes.len());
-            print!("{}", trace_tree::render(&nodes, trace));
+            say!();
+            say!("one order's trace ({} spans recorded in all):", nodes.len());
+            say!("{}", trace_tree::render(&nodes, trace).trim_end());
         }
-        None => println!("no order trace was recorded"),
+        None => say!("no order trace was recorded"),
     }
 
     let orders_snap = order_service::audit::snapshot(&orders_db).await?;
     let inventory_snap = inventory_service::audit::snapshot(&inventory_db).await?;
     let violations = demo::violations(&orders_snap, &inventory_snap, &on_hand, Some(&accepted));
-    println!();
-    println!(
+    say!();
+    say!(
         "{} orders accepted, {} reservations active, {} released; stock on hand unchanged: {}",
         orders_snap.confirmed.len(),
         inventory_snap.active.len(),
@@ -294,11 +308,11 @@ async fn run() -> Result<bool, BoxError> {
     );
     let mut ok = violations.is_empty();
     for v in &violations {
-        println!("  VIOLATION: {v}");
+        say!("  VIOLATION: {v}");
     }
     let unexpected: usize = phases.iter().map(|p| p.unexpected).sum();
     if unexpected > 0 {
-        println!("  VIOLATION: {unexpected} requests got an unexpected answer");
+        say!("  VIOLATION: {unexpected} requests got an unexpected answer");
         ok = false;
     }
     let transitions: Vec<_> = breaker_log
@@ -309,13 +323,13 @@ async fn run() -> Result<bool, BoxError> {
     if !transitions.contains(&(BreakerState::Closed, BreakerState::Open))
         || transitions.last() != Some(&(BreakerState::HalfOpen, BreakerState::Closed))
     {
-        println!(
+        say!(
             "  VIOLATION: the breaker did not open under faults and close after them: {transitions:?}"
         );
         ok = false;
     }
     if ok {
-        println!(
+        say!(
             "invariants hold: every accepted order has exactly one reservation, and the stock balances"
         );
     }
