@@ -9,7 +9,7 @@
 //! 3. **Confirm** the row, only while it is still `pending`.
 //! 4. **Compensate** on any failure after the claim: release the reservation (idempotent;
 //!    on an order never reserved it leaves a tombstone that refuses a late `Reserve`), then
-//!    delete the row so the key can be used again. If the release cannot be sent (the
+//!    delete the row so the key can be used again. If the release cannot be made now (the
 //!    breaker is open), the row becomes `aborting` and the reconciler releases it later.
 //!
 //! The work runs in its own task: a client that hangs up mid-request does not leave a
@@ -146,11 +146,9 @@ impl Orders {
     /// order. Leaves it to the reconciler when the release cannot be done now.
     #[tracing::instrument(name = "compensate", skip(self))]
     async fn compensate(&self, id: &str) {
-        // Best effort: if the database is failing, the row stays `pending` and the
-        // reconciler takes it over after the grace period.
-        if let Err(e) = self.store.take_over(id).await {
-            tracing::warn!(order.id = id, error = %e, "could not mark the order aborting");
-        }
+        // The row is this task's own while it is `pending` (the reconciler leaves pending
+        // rows alone during the grace period), so release first, then forget it; only if
+        // the release cannot be made now is the row handed to the reconciler.
         match self.inventory.release(id).await {
             Ok(released) => {
                 tracing::info!(order.id = id, released, "compensated: reservation released");
@@ -160,6 +158,11 @@ impl Orders {
             }
             Err(e) => {
                 tracing::warn!(order.id = id, error = ?e, "release failed; the reconciler will retry");
+                // If this fails too, the row stays `pending` and the reconciler takes it
+                // over after the grace period.
+                if let Err(e) = self.store.take_over(id).await {
+                    tracing::warn!(order.id = id, error = %e, "could not mark the order aborting");
+                }
             }
         }
     }

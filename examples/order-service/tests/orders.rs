@@ -153,6 +153,7 @@ async fn inventory_down_gives_503_and_the_reconciler_cleans_up() {
     let orders = Orders::start(&dir, addr, |c| {
         c.try_timeout = Duration::from_millis(200);
         c.deadline = Duration::from_millis(600);
+        c.breaker_wait = Duration::from_millis(300);
     })
     .await;
 
@@ -216,6 +217,64 @@ async fn a_failed_store_after_reserving_releases_the_reservation() {
     let o = orders.snapshot().await;
     assert!(o.confirmed.is_empty());
     assert_eq!(o.unfinished, 0);
+    orders.stop().await;
+    inv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_leave_nothing_half_made() {
+    let dir = TempDir::new("orders-timeouts");
+    let inv = Inventory::start(&dir, 0).await;
+    let orders = Orders::start(&dir, inv.grpc, |c| {
+        c.try_timeout = Duration::from_millis(100);
+        c.max_attempts = 2;
+        c.deadline = Duration::from_millis(600);
+        c.breaker_wait = Duration::from_millis(300);
+    })
+    .await;
+    // Every attempt outlives its timeout: the client gives up while the server may still
+    // reserve. Whatever the server did, the order must end up neither confirmed nor
+    // holding stock.
+    inv.faults
+        .set(inventory_service::FaultSettings {
+            error_rate: 0.0,
+            latency_ms: 150,
+        })
+        .unwrap();
+    for i in 0..3 {
+        let r = orders.post(Some(&format!("slow-{i}")), ONE_KB).await;
+        assert_eq!(r.status, 503, "{r:?}");
+        // Timeouts count against the breaker, which may open on the way.
+        let code = r.json()["code"].clone();
+        assert!(
+            code == "inventory_unavailable" || code == "inventory_circuit_open",
+            "{r:?}"
+        );
+    }
+    inv.faults
+        .set(inventory_service::FaultSettings::default())
+        .unwrap();
+    eventually(
+        "the reconciler to release everything",
+        Duration::from_secs(10),
+        || async { orders.snapshot().await.unfinished == 0 },
+    )
+    .await;
+    // Late reserves that arrive after the release are refused by its tombstone.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let o = orders.snapshot().await;
+    let s = inv.snapshot().await;
+    assert!(o.confirmed.is_empty());
+    assert!(s.active.is_empty(), "stock still held: {:?}", s.active);
+    assert!(s.stock.iter().all(|l| l.reserved == 0));
+    // The keys are free again: the same requests now succeed, once each.
+    for i in 0..3 {
+        assert_eq!(
+            orders.post(Some(&format!("slow-{i}")), ONE_KB).await.status,
+            201
+        );
+    }
+    assert_eq!(inv.snapshot().await.active.len(), 3);
     orders.stop().await;
     inv.stop().await;
 }
