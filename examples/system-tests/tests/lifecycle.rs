@@ -108,6 +108,27 @@ fn bad_configuration_is_one_line_and_a_non_zero_exit() {
             "INVENTORY_MAX_ATTEMPTS",
         ),
         (
+            "order-service",
+            vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
+            ],
+            2,
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ),
+        (
+            "inventory-service",
+            vec![("OTEL_PROPAGATORS", "xray")],
+            2,
+            "OTEL_PROPAGATORS",
+        ),
+        (
+            "inventory-service",
+            vec![("RUST_LOG", "[[[")],
+            2,
+            "RUST_LOG",
+        ),
+        (
             "inventory-service",
             vec![("INVENTORY_DB_PATH", "/proc/no/such/dir/inventory.db")],
             1,
