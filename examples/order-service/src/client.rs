@@ -171,7 +171,19 @@ impl InventoryClient {
                 }
             })
             .build()
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(|e| {
+                // Only the durations come from the configuration.
+                let (var, value) = if e.field().starts_with("wait") {
+                    ("INVENTORY_BREAKER_WAIT_MS", config.breaker_wait)
+                } else {
+                    ("INVENTORY_TRY_TIMEOUT_MS", config.try_timeout)
+                };
+                crate::Error::Config(crate::ConfigError::invalid(
+                    var,
+                    &value.as_millis().to_string(),
+                    &e.to_string(),
+                ))
+            })?;
         let handle = breaker.handle();
         let stack = tower::ServiceBuilder::new()
             .layer(breaker)
