@@ -86,25 +86,53 @@ async fn create_order(
     headers: HeaderMap,
     body: Result<Json<NewOrder>, JsonRejection>,
 ) -> Response {
+    let outcomes = orders.outcomes.clone();
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => match check_key(v.as_bytes()) {
             Ok(k) => Some(k.to_owned()),
-            Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid_idempotency_key", e),
+            Err(e) => {
+                outcomes.invalid.increment(1);
+                return problem(StatusCode::BAD_REQUEST, "invalid_idempotency_key", e);
+            }
         },
     };
     let order = match body {
         Ok(Json(order)) => order,
-        Err(e) => return problem(e.status(), "invalid_body", e.body_text()),
+        Err(e) => {
+            outcomes.invalid.increment(1);
+            return problem(e.status(), "invalid_body", e.body_text());
+        }
     };
     let lines = match normalize(order.items) {
         Ok(lines) => lines,
-        Err(e) => return problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_order", e),
+        Err(e) => {
+            outcomes.invalid.increment(1);
+            return problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_order", e);
+        }
+    };
+    let counter = |e: &PlaceError| match e {
+        PlaceError::KeyReused | PlaceError::InProgress => &outcomes.conflict,
+        PlaceError::Rejected(_) => &outcomes.refused,
+        PlaceError::Unavailable {
+            breaker_open: true, ..
+        } => &outcomes.circuit_open,
+        PlaceError::Unavailable { .. } => &outcomes.unavailable,
+        PlaceError::Internal(_) => &outcomes.error,
     };
     match orders.place(key, lines).await {
-        Ok(Placed::Created(order)) => created(&order, false),
-        Ok(Placed::Replayed(order)) => created(&order, true),
-        Err(e) => place_error(e),
+        Ok(Placed::Created(order)) => {
+            outcomes.created.increment(1);
+            created(&order, false)
+        }
+        Ok(Placed::Replayed(order)) => {
+            outcomes.replayed.increment(1);
+            created(&order, true)
+        }
+        Err(e) => {
+            counter(&e).increment(1);
+            place_error(e)
+        }
     }
 }
 

@@ -32,6 +32,7 @@ mod config;
 mod error;
 mod model;
 mod orders;
+mod outcomes;
 mod retry;
 mod store;
 
@@ -96,6 +97,7 @@ impl OrderService {
                 store,
                 inventory,
                 tasks: TaskTracker::new(),
+                outcomes: outcomes::Outcomes::register(),
             },
             health,
             config,

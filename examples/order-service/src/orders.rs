@@ -53,6 +53,7 @@ pub(crate) struct Orders {
     pub(crate) store: Store,
     pub(crate) inventory: InventoryClient,
     pub(crate) tasks: TaskTracker,
+    pub(crate) outcomes: crate::outcomes::Outcomes,
 }
 
 impl Orders {

@@ -68,6 +68,13 @@ async fn metrics_are_scraped_and_spans_exported() {
             )
             .await;
     }
+    // The order service's own outcome counter.
+    prometheus
+        .wait_for_series(
+            "orders_placed_total{job=\"order-service\",outcome=\"created\"} == 5",
+            Duration::from_secs(20),
+        )
+        .await;
     // RED metrics from both services: request counts and durations by route / method.
     prometheus
         .wait_for_series(
