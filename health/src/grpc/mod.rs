@@ -38,7 +38,9 @@ use crate::{ConfigError, HealthRegistry};
     unreachable_pub,
     missing_debug_implementations,
     clippy::all,
-    clippy::pedantic
+    clippy::pedantic,
+    rustdoc::bare_urls,
+    rustdoc::invalid_html_tags
 )]
 pub mod pb {
     include!("generated/grpc.health.v1.rs");
