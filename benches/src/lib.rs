@@ -7,3 +7,24 @@
 //! reproduce them.
 
 pub use allocation_counter;
+
+/// Records an allocation count for `benches/run.sh`'s table.
+///
+/// Prints `allocations <case>: <per_call> per call` and, when the environment variable
+/// `PALISADE_ALLOC_REPORT` names a file, appends `<case>\t<per_call>` to it. Call it from
+/// an allocation-count test right before its assertion, so the table shows the measured
+/// value even where a target is missed.
+pub fn report_allocations(case: &str, per_call: f64) {
+    println!("allocations {case}: {per_call} per call");
+    if let Ok(path) = std::env::var("PALISADE_ALLOC_REPORT") {
+        use std::io::Write as _;
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{case}\t{per_call}"));
+        if let Err(e) = written {
+            eprintln!("cannot append to PALISADE_ALLOC_REPORT={path}: {e}");
+        }
+    }
+}

@@ -32,7 +32,7 @@ fn bare() -> impl Service<u64, Response = u64, Error = std::io::Error> + Clone {
 
 const CALLS: u64 = 10_000;
 
-fn allocations_per_call(svc: &mut impl Service<u64>) -> u64 {
+fn allocations_per_call(case: &str, svc: &mut impl Service<u64>) -> u64 {
     // Warm up: the window leaves its cold phase (fewer than `minimum_calls` calls).
     for _ in 0..100 {
         let _ = call(svc);
@@ -42,6 +42,7 @@ fn allocations_per_call(svc: &mut impl Service<u64>) -> u64 {
             let _ = call(svc);
         }
     });
+    palisade_benches::report_allocations(case, info.count_total as f64 / CALLS as f64);
     info.count_total
 }
 
@@ -49,7 +50,10 @@ fn allocations_per_call(svc: &mut impl Service<u64>) -> u64 {
 fn closed_path_allocates_nothing_per_call_with_the_default_window() {
     let layer = CircuitBreakerLayer::builder("alloc").build().unwrap();
     let mut svc = layer.layer(bare());
-    assert_eq!(allocations_per_call(&mut svc), 0);
+    assert_eq!(
+        allocations_per_call("circuit_breaker closed, count window", &mut svc),
+        0
+    );
 }
 
 #[test]
@@ -63,7 +67,8 @@ fn closed_path_allocates_nothing_with_the_other_windows_either() {
             .build()
             .unwrap();
         let mut svc = layer.layer(bare());
-        assert_eq!(allocations_per_call(&mut svc), 0, "{window:?}");
+        let case = format!("circuit_breaker closed, {window:?}");
+        assert_eq!(allocations_per_call(&case, &mut svc), 0, "{window:?}");
     }
 }
 
@@ -110,6 +115,10 @@ fn failures_below_the_threshold_allocate_nothing() {
             });
         }
     });
+    palisade_benches::report_allocations(
+        "circuit_breaker closed, failures below threshold",
+        info.count_total as f64 / CALLS as f64,
+    );
     assert_eq!(info.count_total, 0);
     assert_eq!(layer_state(&svc), palisade_circuit_breaker::State::Closed);
 }
@@ -130,6 +139,10 @@ fn rejection_allocates_only_its_boxed_error() {
             assert!(call(&mut svc).is_err());
         }
     });
+    palisade_benches::report_allocations(
+        "circuit_breaker open (rejection)",
+        info.count_total as f64 / CALLS as f64,
+    );
     assert_eq!(
         info.count_total, CALLS,
         "one Box<CircuitOpen> per rejection"
