@@ -63,6 +63,18 @@ impl Counts {
         }
     }
 
+    /// Failures and slow calls capped at the number of calls. The striped windows place
+    /// outcomes by position when they are recorded; a call the count window counted on
+    /// admission and later took back (cancelled or ignored) shifts those positions, which
+    /// could otherwise leave more failures than calls in the window (a rate over 100 %).
+    pub(crate) fn capped(self) -> Counts {
+        Counts {
+            calls: self.calls,
+            failures: self.failures.min(self.calls),
+            slow: self.slow.min(self.calls),
+        }
+    }
+
     pub(crate) fn minus(self, other: Counts) -> Counts {
         Counts {
             calls: self.calls.saturating_sub(other.calls),
@@ -198,6 +210,7 @@ impl Snapshots {
             failures: rel.failures.saturating_sub(before.failures),
             slow: rel.slow.saturating_sub(before.slow),
         }
+        .capped()
     }
 
     /// The time window at stripe sums `totals` in `epoch`, `own` being the outcome that
@@ -207,7 +220,7 @@ impl Snapshots {
         let epoch = epoch.max(self.last);
         self.advance(epoch, rel.minus(own));
         let start = (epoch + 1).saturating_sub(self.buckets);
-        rel.minus(self.since(start))
+        rel.minus(self.since(start)).capped()
     }
 
     /// The latest bucket seen (the time window's published epoch).
