@@ -1,0 +1,328 @@
+//! A request body that keeps what it sends, so the request can be sent again byte-identical.
+//!
+//! [`ReplayBody`] wraps the caller's body. As the inner service (hyper, tonic, …) pulls frames,
+//! each data frame is passed through *and* kept (a reference-counted [`Bytes`], no copy when the
+//! body already yields `Bytes`) in a buffer bounded by the policy's body limit (default 64 KiB).
+//! A retry may re-send the body only if the inner service read it to the end and every byte fit:
+//! a body over the limit, a body that failed, or one not yet fully read is never re-sent, so no
+//! partial or duplicated body is ever sent. A body that is empty from the start costs nothing:
+//! no buffer, no lock.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use pin_project::pin_project;
+
+/// The request body the inner service receives from an HTTP or gRPC retry policy.
+///
+/// It yields [`Bytes`] frames and the wrapped body's error. To hand it to a service that wants
+/// another body type, map the request; for a tonic `Channel`, see
+/// [`grpc`](crate::grpc#tonic-channels).
+#[pin_project]
+#[derive(Debug)]
+pub struct ReplayBody<B> {
+    #[pin]
+    kind: Kind<B>,
+}
+
+#[pin_project(project = KindProj)]
+#[derive(Debug)]
+enum Kind<B> {
+    Empty,
+    Streaming {
+        #[pin]
+        body: B,
+        capture: Option<Arc<Mutex<Capture>>>,
+    },
+    Replay {
+        chunks: Vec<Bytes>,
+        next: usize,
+        trailers: Option<HeaderMap>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CaptureState {
+    Reading,
+    Complete,
+    Lost,
+}
+
+/// What a streaming body has passed through so far.
+#[derive(Debug)]
+pub(crate) struct Capture {
+    chunks: Vec<Bytes>,
+    len: usize,
+    limit: usize,
+    state: CaptureState,
+    trailers: Option<HeaderMap>,
+}
+
+impl Capture {
+    fn lose(&mut self) {
+        self.state = CaptureState::Lost;
+        self.chunks = Vec::new();
+        self.trailers = None;
+    }
+}
+
+/// The replay side of a body, kept by the retry future.
+#[derive(Debug)]
+pub(crate) enum Saved {
+    Empty,
+    Captured(Arc<Mutex<Capture>>),
+    TooLarge,
+}
+
+impl Saved {
+    /// A copy of the whole body, if it was read to the end and fit.
+    pub(crate) fn replay<B>(&self) -> Option<ReplayBody<B>> {
+        let kind = match self {
+            Self::Empty => Kind::Empty,
+            Self::TooLarge => return None,
+            Self::Captured(c) => {
+                let c = c.lock().unwrap_or_else(PoisonError::into_inner);
+                if c.state != CaptureState::Complete {
+                    return None;
+                }
+                Kind::Replay {
+                    chunks: c.chunks.clone(),
+                    next: 0,
+                    trailers: c.trailers.clone(),
+                }
+            }
+        };
+        Some(ReplayBody { kind })
+    }
+}
+
+impl<B: Body> ReplayBody<B> {
+    /// Wraps `body` without keeping any of it: it will never be replayed.
+    pub(crate) fn passthrough(body: B) -> (Self, Saved) {
+        (
+            ReplayBody {
+                kind: Kind::Streaming {
+                    body,
+                    capture: None,
+                },
+            },
+            Saved::TooLarge,
+        )
+    }
+
+    /// Wraps `body`, keeping up to `limit` bytes of it for a replay.
+    pub(crate) fn wrap(body: B, limit: usize) -> (Self, Saved) {
+        if body.is_end_stream() {
+            return (ReplayBody { kind: Kind::Empty }, Saved::Empty);
+        }
+        let too_large = body.size_hint().lower() > limit as u64;
+        let (capture, saved) = if too_large {
+            (None, Saved::TooLarge)
+        } else {
+            let c = Arc::new(Mutex::new(Capture {
+                chunks: Vec::new(),
+                len: 0,
+                limit,
+                state: CaptureState::Reading,
+                trailers: None,
+            }));
+            (Some(c.clone()), Saved::Captured(c))
+        };
+        (
+            ReplayBody {
+                kind: Kind::Streaming { body, capture },
+            },
+            saved,
+        )
+    }
+}
+
+impl<B> Body for ReplayBody<B>
+where
+    B: Body,
+    B::Data: Buf,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        match self.project().kind.project() {
+            KindProj::Empty => Poll::Ready(None),
+            KindProj::Replay {
+                chunks,
+                next,
+                trailers,
+            } => {
+                if let Some(chunk) = chunks.get_mut(*next) {
+                    *next += 1;
+                    return Poll::Ready(Some(Ok(Frame::data(std::mem::take(chunk)))));
+                }
+                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+            }
+            KindProj::Streaming { body, capture } => {
+                let frame = match body.poll_frame(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(f) => f,
+                };
+                let mut guard = capture
+                    .as_ref()
+                    .map(|c| c.lock().unwrap_or_else(PoisonError::into_inner));
+                let out = match frame {
+                    None => {
+                        if let Some(c) = guard.as_deref_mut()
+                            && c.state == CaptureState::Reading
+                        {
+                            c.state = CaptureState::Complete;
+                        }
+                        None
+                    }
+                    Some(Err(e)) => {
+                        if let Some(c) = guard.as_deref_mut() {
+                            c.lose();
+                        }
+                        Some(Err(e))
+                    }
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(mut data) => {
+                            let bytes = data.copy_to_bytes(data.remaining());
+                            if let Some(c) = guard.as_deref_mut()
+                                && c.state == CaptureState::Reading
+                            {
+                                if c.len + bytes.len() > c.limit {
+                                    c.lose();
+                                } else {
+                                    c.len += bytes.len();
+                                    c.chunks.push(bytes.clone());
+                                }
+                            }
+                            Some(Ok(Frame::data(bytes)))
+                        }
+                        Err(frame) => match frame.into_trailers() {
+                            Ok(t) => {
+                                if let Some(c) = guard.as_deref_mut()
+                                    && c.state == CaptureState::Reading
+                                {
+                                    c.trailers = Some(t.clone());
+                                }
+                                Some(Ok(Frame::trailers(t)))
+                            }
+                            // An unknown frame kind: it cannot be replayed faithfully.
+                            Err(_) => {
+                                if let Some(c) = guard.as_deref_mut() {
+                                    c.lose();
+                                }
+                                return Poll::Ready(None);
+                            }
+                        },
+                    },
+                };
+                Poll::Ready(out)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Streaming { body, .. } => body.is_end_stream(),
+            Kind::Replay {
+                chunks,
+                next,
+                trailers,
+            } => *next >= chunks.len() && trailers.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Streaming { body, .. } => body.size_hint(),
+            Kind::Replay { chunks, next, .. } => {
+                SizeHint::with_exact(chunks[*next..].iter().map(|c| c.len() as u64).sum())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full, StreamBody};
+
+    fn stream(chunks: &[&'static str]) -> impl Body<Data = Bytes, Error = std::io::Error> {
+        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = chunks
+            .iter()
+            .map(|c| Ok(Frame::data(Bytes::from_static(c.as_bytes()))))
+            .collect();
+        StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn replays_the_exact_bytes_once_fully_read() {
+        let (body, saved) = ReplayBody::wrap(stream(&["he", "llo", " world"]), 64);
+        assert!(saved.replay::<Full<Bytes>>().is_none(), "not read yet");
+        let sent = body.collect().await.unwrap().to_bytes();
+        assert_eq!(sent, "hello world");
+        let again = saved.replay::<Full<Bytes>>().unwrap();
+        assert_eq!(again.size_hint().exact(), Some(11));
+        assert_eq!(again.collect().await.unwrap().to_bytes(), "hello world");
+        // Replays can be replayed again.
+        let third = saved.replay::<Full<Bytes>>().unwrap();
+        assert_eq!(third.collect().await.unwrap().to_bytes(), "hello world");
+    }
+
+    #[tokio::test]
+    async fn over_the_limit_is_sent_whole_but_never_replayed() {
+        let (body, saved) = ReplayBody::wrap(stream(&["12345", "67890"]), 8);
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "1234567890");
+        assert!(saved.replay::<Full<Bytes>>().is_none());
+        let (_, saved) = ReplayBody::wrap(Full::new(Bytes::from_static(b"123456789")), 8);
+        assert!(matches!(saved, Saved::TooLarge));
+    }
+
+    #[tokio::test]
+    async fn partly_read_is_not_replayed() {
+        let (mut body, saved) = ReplayBody::wrap(stream(&["a", "b"]), 64);
+        let _ = body.frame().await;
+        assert!(saved.replay::<Full<Bytes>>().is_none());
+        drop(body);
+        assert!(saved.replay::<Full<Bytes>>().is_none());
+    }
+
+    #[tokio::test]
+    async fn empty_bodies_need_no_buffer() {
+        let (body, saved) = ReplayBody::wrap(Full::new(Bytes::new()), 64);
+        assert!(body.is_end_stream());
+        assert!(matches!(saved, Saved::Empty));
+        assert!(saved.replay::<Full<Bytes>>().unwrap().is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn trailers_are_replayed() {
+        let mut t = HeaderMap::new();
+        t.insert("x-checksum", "1".parse().unwrap());
+        let frames = vec![
+            Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(b"x"))),
+            Ok(Frame::trailers(t.clone())),
+        ];
+        let (body, saved) =
+            ReplayBody::wrap(StreamBody::new(futures_util::stream::iter(frames)), 64);
+        let c = body.collect().await.unwrap();
+        assert_eq!(c.trailers(), Some(&t));
+        let c = saved
+            .replay::<Full<Bytes>>()
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(c.trailers(), Some(&t));
+        assert_eq!(c.to_bytes(), "x");
+    }
+}

@@ -1,0 +1,291 @@
+//! Retry budgets: retries limited to a share of recent requests.
+//!
+//! A cap on attempts per request does not stop a retry storm: when a dependency fails, every
+//! request turns into `max_attempts` requests and the load on the failing service triples just
+//! when it can least take it. A budget bounds retries *across* requests instead, as Finagle and
+//! tower do: over a sliding window (default 10 s), retries may not exceed a `ratio` of the
+//! requests (default 20 %) plus a floor of `min_per_sec` retries per second (default 10), so a
+//! service with little traffic can still retry. When the budget is spent the request gets the
+//! failed attempt's result at once; this is counted (`palisade_retry_budget_exhausted_total`
+//! and a `tracing` event).
+//!
+//! # How it is kept (lock-free, no hot shared word)
+//!
+//! The window is a ring of 10 slots, each stamped with the epoch (slot number since the layer
+//! was built) it counts for; a slot whose stamp is older than the window is reset by
+//! compare-and-swap when it is next written, so nothing ever locks to rotate the window.
+//! Requests are deposited into the calling service clone's own *stripe* (tower clones a service
+//! per connection or task; clones are spread over 16 cache-padded stripes), so the success path
+//! writes no word that other clones write. The current epoch is a read-mostly word, advanced by
+//! whoever reads the clock: every retry decision, and every 64th call of a clone. Only a retry
+//! sums the stripes. A retry is recorded before it is checked and undone if it overdraws, so
+//! concurrent retries can never overspend the budget.
+//!
+//! The budget is shared by every clone of the [`RetryLayer`](crate::RetryLayer) and of the
+//! services it makes.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::ConfigError;
+
+const SLOTS: usize = 10;
+const STRIPES: usize = 16;
+
+/// Retry budget settings: see the [module docs](crate::budget).
+///
+/// # Default
+/// - `ratio`: 0.2 (retries may be 20 % of requests)
+/// - `min_per_sec`: 10
+/// - `window`: 10 s
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    ratio: f64,
+    min_per_sec: u32,
+    window: Duration,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            ratio: 0.2,
+            min_per_sec: 10,
+            window: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Budget {
+    /// A budget allowing `ratio` (0.0..=1.0) retries per request plus `min_per_sec` retries per
+    /// second, over a sliding `window` (100 ms..=1 h). Checked by
+    /// [`Builder::build`](crate::Builder::build).
+    pub const fn new(ratio: f64, min_per_sec: u32, window: Duration) -> Self {
+        Self {
+            ratio,
+            min_per_sec,
+            window,
+        }
+    }
+
+    /// The share of requests that may be retried.
+    pub const fn ratio(&self) -> f64 {
+        self.ratio
+    }
+
+    /// Retries always allowed per second, whatever the traffic.
+    pub const fn min_per_sec(&self) -> u32 {
+        self.min_per_sec
+    }
+
+    /// The sliding window.
+    pub const fn window(&self) -> Duration {
+        self.window
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.ratio.is_finite() && (0.0..=1.0).contains(&self.ratio)) {
+            return Err(ConfigError::new(
+                "budget",
+                format!("ratio must be in 0.0..=1.0, got {}", self.ratio),
+            ));
+        }
+        if self.window < Duration::from_millis(100) || self.window > Duration::from_secs(3600) {
+            return Err(ConfigError::new(
+                "budget",
+                format!("window must be in 100ms..=1h, got {:?}", self.window),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe([AtomicU64; SLOTS]);
+
+/// The shared, lock-free state of a budget.
+#[derive(Debug)]
+pub(crate) struct BudgetState {
+    start: Instant,
+    slot_nanos: u64,
+    reserve: f64,
+    ratio: f64,
+    epoch: AtomicU64,
+    next_stripe: AtomicUsize,
+    stripes: [Stripe; STRIPES],
+    retries: Stripe,
+}
+
+const fn pack(epoch: u64, count: u64) -> u64 {
+    (epoch << 32) | count
+}
+
+fn add(slot: &AtomicU64, epoch: u64) {
+    let stamp = epoch & 0xFFFF_FFFF;
+    let mut cur = slot.load(Ordering::Relaxed);
+    loop {
+        if cur >> 32 == stamp {
+            if cur & 0xFFFF_FFFF != 0xFFFF_FFFF {
+                slot.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        match slot.compare_exchange_weak(cur, pack(stamp, 1), Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => return,
+            Err(actual) => cur = actual,
+        }
+    }
+}
+
+fn sum(stripe: &Stripe, epoch: u64) -> u64 {
+    let now = epoch & 0xFFFF_FFFF;
+    stripe
+        .0
+        .iter()
+        .map(|s| s.load(Ordering::Relaxed))
+        .filter(|v| now.wrapping_sub(v >> 32) & 0xFFFF_FFFF < SLOTS as u64)
+        .map(|v| v & 0xFFFF_FFFF)
+        .sum()
+}
+
+impl BudgetState {
+    pub(crate) fn new(budget: &Budget) -> Self {
+        Self {
+            start: Instant::now(),
+            slot_nanos: (budget.window.as_nanos() / SLOTS as u128).max(1) as u64,
+            reserve: f64::from(budget.min_per_sec) * budget.window.as_secs_f64(),
+            ratio: budget.ratio,
+            epoch: AtomicU64::new(0),
+            next_stripe: AtomicUsize::new(0),
+            stripes: Default::default(),
+            retries: Stripe::default(),
+        }
+    }
+
+    /// A stripe index for a new service clone.
+    pub(crate) fn stripe(&self) -> usize {
+        self.next_stripe.fetch_add(1, Ordering::Relaxed) % STRIPES
+    }
+
+    /// Moves the epoch on to `now`'s; returns it.
+    pub(crate) fn tick(&self, now: Instant) -> u64 {
+        let e = (now.saturating_duration_since(self.start).as_nanos() / u128::from(self.slot_nanos))
+            as u64;
+        self.epoch.fetch_max(e, Ordering::Relaxed).max(e)
+    }
+
+    /// Counts one request, in stripe `stripe`.
+    #[inline]
+    pub(crate) fn deposit(&self, stripe: usize) {
+        let e = self.epoch.load(Ordering::Relaxed);
+        add(&self.stripes[stripe % STRIPES].0[e as usize % SLOTS], e);
+    }
+
+    /// Takes one retry from the budget, if there is one.
+    pub(crate) fn withdraw(&self, now: Instant) -> bool {
+        let e = self.tick(now);
+        let slot = &self.retries.0[e as usize % SLOTS];
+        add(slot, e);
+        let requests: u64 = self.stripes.iter().map(|s| sum(s, e)).sum();
+        let retries = sum(&self.retries, e);
+        let allowed = self.reserve + self.ratio * requests as f64;
+        if retries as f64 <= allowed {
+            return true;
+        }
+        // Undo, if the slot still counts for this epoch.
+        let _ = slot.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            (v >> 32 == e & 0xFFFF_FFFF && v & 0xFFFF_FFFF > 0).then(|| v - 1)
+        });
+        false
+    }
+
+    /// Retries still allowed now (for tests and diagnostics).
+    #[cfg(test)]
+    pub(crate) fn remaining(&self, now: Instant) -> f64 {
+        let e = self.tick(now);
+        let requests: u64 = self.stripes.iter().map(|s| sum(s, e)).sum();
+        self.reserve + self.ratio * requests as f64 - sum(&self.retries, e) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn floor_only_without_traffic() {
+        let b = BudgetState::new(&Budget::new(0.2, 2, Duration::from_secs(1)));
+        assert!(b.withdraw(Instant::now()));
+        assert!(b.withdraw(Instant::now()));
+        assert!(!b.withdraw(Instant::now()));
+        assert!(!b.withdraw(Instant::now()), "a denied retry is not counted");
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        assert!(b.withdraw(Instant::now()), "the window slid on");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ratio_of_requests() {
+        let b = BudgetState::new(&Budget::new(0.5, 0, Duration::from_secs(10)));
+        for i in 0..10 {
+            b.deposit(i);
+        }
+        for _ in 0..5 {
+            assert!(b.withdraw(Instant::now()));
+        }
+        assert!(!b.withdraw(Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refills_after_recovery() {
+        let b = BudgetState::new(&Budget::new(0.1, 0, Duration::from_secs(10)));
+        for _ in 0..100 {
+            b.deposit(0);
+        }
+        while b.withdraw(Instant::now()) {}
+        assert!(b.remaining(Instant::now()) < 1.0);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        b.tick(Instant::now());
+        for _ in 0..100 {
+            b.deposit(3);
+        }
+        assert!(b.remaining(Instant::now()) >= 10.0);
+        assert!(b.withdraw(Instant::now()));
+    }
+
+    proptest! {
+        /// Over a long run of failures at any rate, the retries taken in every window never
+        /// exceed the floor plus the ratio of the requests in that window.
+        #[test]
+        fn retries_never_exceed_the_budget(
+            per_tick in 1u32..50, ticks in 10u32..200, ratio in 0.0f64..=1.0, floor in 0u32..20,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+            rt.block_on(async move {
+                let window = Duration::from_secs(10);
+                let b = BudgetState::new(&Budget::new(ratio, floor, window));
+                // model: (time, requests, retries) per 1 s tick
+                let mut history: Vec<(u64, u64)> = Vec::new();
+                for t in 0..ticks {
+                    let now = Instant::now();
+                    b.tick(now);
+                    let mut taken = 0;
+                    for i in 0..per_tick {
+                        b.deposit(i as usize);
+                        if b.withdraw(now) { taken += 1; }
+                    }
+                    history.push((u64::from(per_tick), taken));
+                    let from = (t as usize + 1).saturating_sub(10);
+                    let reqs: u64 = history[from..].iter().map(|h| h.0).sum();
+                    let rets: u64 = history[from..].iter().map(|h| h.1).sum();
+                    let allowed = f64::from(floor) * 10.0 + ratio * reqs as f64;
+                    assert!(rets as f64 <= allowed + 1e-9, "t={t} retries {rets} > {allowed}");
+                    tokio::time::advance(Duration::from_secs(1)).await;
+                }
+            });
+        }
+    }
+}

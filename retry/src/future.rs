@@ -1,0 +1,206 @@
+//! The retry layer's response future.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use pin_project::pin_project;
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+use crate::Attempt;
+use crate::observe::GiveUp;
+use crate::policy::{Decision, Policy, Replay};
+use crate::service::Local;
+
+/// The response future of [`Retry`](crate::Retry): a state machine (call, wait, get ready,
+/// call again), never boxed. Dropping it drops the attempt in flight and any pending wait at
+/// once: nothing keeps running in the background.
+#[pin_project]
+pub struct ResponseFuture<S, P, Req>
+where
+    P: Replay<Req>,
+    S: Service<P::Request>,
+{
+    svc: S,
+    local: Arc<Local<P>>,
+    saved: P::Saved,
+    pending: Option<P::Request>,
+    attempt: u32,
+    start: Option<Instant>,
+    prev_delay: Option<Duration>,
+    rng: Option<fastrand::Rng>,
+    #[pin]
+    state: State<S::Future>,
+}
+
+#[pin_project(project = StateProj)]
+enum State<F> {
+    Calling {
+        #[pin]
+        fut: F,
+    },
+    Waiting {
+        #[pin]
+        sleep: Sleep,
+    },
+    Ready,
+}
+
+impl<S, P, Req> fmt::Debug for ResponseFuture<S, P, Req>
+where
+    P: Replay<Req>,
+    S: Service<P::Request>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Calling { .. } => "calling",
+            State::Waiting { .. } => "waiting",
+            State::Ready => "getting ready",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("attempt", &self.attempt)
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, P, Req> ResponseFuture<S, P, Req>
+where
+    P: Replay<Req>,
+    S: Service<P::Request>,
+{
+    #[inline]
+    pub(crate) fn new(
+        svc: S,
+        local: Arc<Local<P>>,
+        saved: P::Saved,
+        start: Option<Instant>,
+        fut: S::Future,
+    ) -> Self {
+        Self {
+            svc,
+            local,
+            saved,
+            pending: None,
+            attempt: 1,
+            start,
+            prev_delay: None,
+            rng: None,
+            state: State::Calling { fut },
+        }
+    }
+}
+
+impl<S, P, Req> Future for ResponseFuture<S, P, Req>
+where
+    P: Replay<Req>,
+    S: Service<<P as Replay<Req>>::Request>,
+    P: Policy<
+            Req,
+            <S as Service<<P as Replay<Req>>::Request>>::Response,
+            <S as Service<<P as Replay<Req>>::Request>>::Error,
+        >,
+{
+    type Output = Result<S::Response, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { fut } => {
+                    let result = ready!(fut.poll(cx));
+                    let local = &**this.local;
+                    let observer = &local.shared.observer;
+                    let (reason, hint) = match local.policy.classify(this.saved, &result) {
+                        Decision::Return => {
+                            observer.done(*this.attempt, None);
+                            return Poll::Ready(result);
+                        }
+                        Decision::Retry { reason, hint } => (reason, hint),
+                    };
+                    let config = &local.config;
+                    if *this.attempt >= config.max_attempts {
+                        observer.done(*this.attempt, Some(GiveUp::Attempts));
+                        return Poll::Ready(result);
+                    }
+                    // The wait: the larger of the backoff and the hint, capped by max_delay.
+                    let retry = *this.attempt - 1;
+                    let rng = this.rng.get_or_insert_with(|| {
+                        let seed = match &local.shared.seed {
+                            Some(s) => s.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed),
+                            None => fastrand::u64(..),
+                        };
+                        fastrand::Rng::with_seed(seed)
+                    });
+                    let backoff = config.jitter.apply(
+                        &config.backoff,
+                        retry,
+                        *this.prev_delay,
+                        config.max_delay,
+                        rng,
+                    );
+                    let delay = hint
+                        .map_or(backoff, |h| h.max(backoff))
+                        .min(config.max_delay);
+                    let now = if this.start.is_some() || local.shared.budget.is_some() {
+                        Some(Instant::now())
+                    } else {
+                        None
+                    };
+                    if let (Some(start), Some(max), Some(now)) =
+                        (*this.start, config.max_elapsed, now)
+                    {
+                        let left = max.saturating_sub(now.saturating_duration_since(start));
+                        if delay >= left || hint.is_some_and(|h| h >= left) {
+                            observer.done(*this.attempt, Some(GiveUp::Deadline));
+                            return Poll::Ready(result);
+                        }
+                    }
+                    let next = Attempt::new(*this.attempt + 1);
+                    let Some(request) = local.policy.replay(this.saved, next) else {
+                        observer.done(*this.attempt, Some(GiveUp::NotReplayable));
+                        return Poll::Ready(result);
+                    };
+                    if let (Some(budget), Some(now)) = (&local.shared.budget, now)
+                        && !budget.withdraw(now)
+                    {
+                        observer.done(*this.attempt, Some(GiveUp::Budget));
+                        return Poll::Ready(result);
+                    }
+                    drop(result);
+                    observer.retry(next, reason, delay);
+                    *this.prev_delay = Some(delay);
+                    *this.pending = Some(request);
+                    if delay.is_zero() {
+                        this.state.set(State::Ready);
+                    } else {
+                        this.state.set(State::Waiting {
+                            sleep: tokio::time::sleep(delay),
+                        });
+                    }
+                }
+                StateProj::Waiting { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::Ready);
+                }
+                StateProj::Ready => {
+                    if let Err(e) = ready!(this.svc.poll_ready(cx)) {
+                        this.local.shared.observer.done(*this.attempt, None);
+                        return Poll::Ready(Err(e));
+                    }
+                    let Some(request) = this.pending.take() else {
+                        unreachable!("a retry is prepared before the Ready state");
+                    };
+                    *this.attempt += 1;
+                    let fut = this.svc.call(request);
+                    this.state.set(State::Calling { fut });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The gRPC policy, for tonic clients.
+//!
+//! [`GrpcPolicy`] follows gRFC A6 (client retries): it retries calls whose status is in a set of
+//! codes (default `UNAVAILABLE`), and connection errors and timeouts as
+//! [`HttpPolicy`](crate::http::HttpPolicy) does. It reads the status from the response
+//! **headers** (a "trailers-only" response, which is how servers answer a call they did not
+//! process); once a response has arrived with its status left for the trailers, the call is
+//! *committed* and is never retried. It honours `grpc-retry-pushback-ms` (a wait in
+//! milliseconds; a negative or malformed value means "do not retry") and sets
+//! `grpc-previous-rpc-attempts` on every retry. gRPC requests are POSTs, but the method is not
+//! consulted: gRPC retries calls that the server did not process, as the status codes say.
+//!
+//! # Tonic channels
+//!
+//! A tonic-generated client needs `T: GrpcService<tonic::body::Body>`, i.e. a service taking
+//! `http::Request<tonic::body::Body>`. [`Retry`](crate::Retry) with a `GrpcPolicy` is exactly
+//! that: it takes `http::Request<tonic::body::Body>` and hands the inner service
+//! `http::Request<ReplayBody<tonic::body::Body>>`. A `tonic::transport::Channel` takes
+//! `tonic::body::Body`, so put [`tonic_body`] (a `MapRequestLayer`) right above the channel; it
+//! boxes the replay body back into a `tonic::body::Body`, which tonic boxes anyway:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use palisade_retry::{RetryLayer, grpc::{GrpcPolicy, tonic_body}};
+//! use tonic_health::pb::health_client::HealthClient;
+//! use tower::ServiceBuilder;
+//!
+//! let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051").connect_lazy();
+//! let stack = ServiceBuilder::new()
+//!     .layer(RetryLayer::builder("inventory", GrpcPolicy::new()).build()?)
+//!     // CircuitBreaker, client trace, per-try timeout go here
+//!     .layer(tonic_body())
+//!     .service(channel);
+//! let mut client = HealthClient::new(stack);
+//! # let _ = &mut client;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use http::{HeaderValue, Request, Response};
+use http_body::Body;
+
+use crate::body::ReplayBody;
+use crate::http::{DEFAULT_BODY_LIMIT, HttpSaved, classify_err, prepare, replay};
+use crate::policy::{Decision, Policy, Replay};
+use crate::{Attempt, ConfigError};
+
+/// Retries gRPC calls on the given status codes; see the [module docs](self).
+///
+/// # Default
+/// - codes: `UNAVAILABLE` (14)
+/// - body limit: 64 KiB
+#[derive(Debug, Clone)]
+pub struct GrpcPolicy {
+    body_limit: usize,
+    codes: u32,
+}
+
+impl Default for GrpcPolicy {
+    fn default() -> Self {
+        Self {
+            body_limit: DEFAULT_BODY_LIMIT,
+            codes: 1 << (tonic::Code::Unavailable as u32),
+        }
+    }
+}
+
+impl GrpcPolicy {
+    /// The default policy.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most message bytes kept for a replay. Defaults to 64 KiB.
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Replaces the retried status codes.
+    ///
+    /// # Errors
+    /// `Ok` (0) cannot be retried: naming the field `codes`.
+    pub fn with_codes(
+        mut self,
+        codes: impl IntoIterator<Item = tonic::Code>,
+    ) -> Result<Self, ConfigError> {
+        self.codes = 0;
+        for c in codes {
+            if c == tonic::Code::Ok {
+                return Err(ConfigError::new("codes", "must not contain Ok"));
+            }
+            self.codes |= 1 << (c as u32);
+        }
+        Ok(self)
+    }
+
+    /// Whether `code` is retried.
+    pub fn retries_code(&self, code: tonic::Code) -> bool {
+        self.codes & (1 << (code as u32)) != 0
+    }
+}
+
+/// A `MapRequestLayer` turning the retry layer's `ReplayBody<tonic::body::Body>` back into a
+/// `tonic::body::Body`, for a `tonic::transport::Channel` (see the [module docs](self)).
+pub fn tonic_body() -> tower::util::MapRequestLayer<
+    fn(Request<ReplayBody<tonic::body::Body>>) -> Request<tonic::body::Body>,
+> {
+    fn map(req: Request<ReplayBody<tonic::body::Body>>) -> Request<tonic::body::Body> {
+        req.map(tonic::body::Body::new)
+    }
+    tower::util::MapRequestLayer::new(map as fn(_) -> _)
+}
+
+/// Parses `grpc-retry-pushback-ms`: `Ok(Some(wait))`, `Ok(None)` when absent, `Err(())` when
+/// negative or malformed (the server asks not to retry).
+pub fn parse_pushback(value: Option<&HeaderValue>) -> Result<Option<Duration>, ()> {
+    let Some(v) = value else { return Ok(None) };
+    let s = v.to_str().map_err(|_| ())?.trim();
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(());
+    }
+    Ok(Some(Duration::from_millis(
+        s.parse::<u64>().unwrap_or(u64::MAX),
+    )))
+}
+
+impl<B: Body> Replay<Request<B>> for GrpcPolicy {
+    type Request = Request<ReplayBody<B>>;
+    type Saved = HttpSaved;
+
+    fn prepare(&self, req: Request<B>, attempt: Attempt) -> (Self::Request, HttpSaved) {
+        prepare(req, self.body_limit, |_, _| true, attempt)
+    }
+
+    fn replay(&self, saved: &mut HttpSaved, attempt: Attempt) -> Option<Self::Request> {
+        let mut req = replay(saved, attempt)?;
+        req.headers_mut().insert(
+            "grpc-previous-rpc-attempts",
+            HeaderValue::from(attempt.resend_count()),
+        );
+        Some(req)
+    }
+}
+
+impl<B, RB, E> Policy<Request<B>, Response<RB>, E> for GrpcPolicy
+where
+    B: Body,
+    E: 'static,
+{
+    fn classify(&self, _: &HttpSaved, result: &Result<Response<RB>, E>) -> Decision {
+        let res = match result {
+            Err(e) => return classify_err(e),
+            Ok(res) => res,
+        };
+        let headers = res.headers();
+        // No status in the headers: the call is committed (status in the trailers).
+        let Some(code) = headers.get("grpc-status").and_then(|v| v.to_str().ok()) else {
+            return Decision::Return;
+        };
+        let Ok(code) = code.trim().parse::<i32>() else {
+            return Decision::Return;
+        };
+        let code = tonic::Code::from_i32(code);
+        if code == tonic::Code::Ok || !self.retries_code(code) {
+            return Decision::Return;
+        }
+        match parse_pushback(headers.get("grpc-retry-pushback-ms")) {
+            Err(()) => Decision::Return,
+            Ok(hint) => Decision::Retry {
+                reason: code_reason(code),
+                hint,
+            },
+        }
+    }
+}
+
+fn code_reason(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Unavailable => "grpc UNAVAILABLE",
+        C::ResourceExhausted => "grpc RESOURCE_EXHAUSTED",
+        C::DeadlineExceeded => "grpc DEADLINE_EXCEEDED",
+        C::Aborted => "grpc ABORTED",
+        C::Internal => "grpc INTERNAL",
+        C::Unknown => "grpc UNKNOWN",
+        _ => "grpc status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pushback_values() {
+        let v = |s: &'static str| HeaderValue::from_static(s);
+        assert_eq!(parse_pushback(None), Ok(None));
+        assert_eq!(
+            parse_pushback(Some(&v("250"))),
+            Ok(Some(Duration::from_millis(250)))
+        );
+        for bad in ["-1", "", "abc", "1.5", "-0", " "] {
+            assert_eq!(parse_pushback(Some(&v(bad))), Err(()), "{bad:?}");
+        }
+        let huge = v("999999999999999999999999");
+        assert_eq!(
+            parse_pushback(Some(&huge)),
+            Ok(Some(Duration::from_millis(u64::MAX)))
+        );
+    }
+
+    #[test]
+    fn codes() {
+        let p = GrpcPolicy::new();
+        assert!(p.retries_code(tonic::Code::Unavailable));
+        assert!(!p.retries_code(tonic::Code::Internal));
+        let p = p
+            .with_codes([tonic::Code::Internal, tonic::Code::ResourceExhausted])
+            .unwrap();
+        assert!(p.retries_code(tonic::Code::Internal));
+        assert!(!p.retries_code(tonic::Code::Unavailable));
+        assert_eq!(
+            GrpcPolicy::new()
+                .with_codes([tonic::Code::Ok])
+                .unwrap_err()
+                .field(),
+            "codes"
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! The HTTP policy: which requests and responses are retried, and how bodies are replayed.
+//!
+//! [`HttpPolicy`] retries
+//!
+//! - connection errors and timeouts (recognised in the error's `source()` chain: `io::Error`
+//!   kinds, hyper-util's connect errors, tower's and tokio's `Elapsed`), and a
+//!   `palisade-circuit-breaker` rejection after its `retry_after` (feature `circuit-breaker`);
+//! - responses `429`, `502`, `503` and `504` (configurable), honouring `Retry-After` as
+//!   delta-seconds or HTTP-date;
+//!
+//! and only idempotent requests: `GET`, `HEAD`, `OPTIONS`, `PUT`, `DELETE`, `TRACE`, and `POST`
+//! or `PATCH` only when they carry an `Idempotency-Key` header.
+//!
+//! The inner service receives `http::Request<ReplayBody<B>>` (see [`ReplayBody`]). Each request
+//! carries an [`Attempt`] in its extensions. A replay is rebuilt from the original method, URI,
+//! version, headers, extensions (all of which are `Clone` in `http` 1) and the captured body.
+//!
+//! `Retry-After` values that are neither form are ignored (the backoff applies); a huge value is
+//! capped by [`max_delay`](crate::Builder::max_delay), and one that ends after the deadline
+//! stops retrying.
+
+use std::error::Error;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, Version};
+use http_body::Body;
+
+use crate::body::{ReplayBody, Saved as SavedBody};
+use crate::classify::{as_error, classify_error};
+use crate::policy::{Decision, Policy, Replay};
+use crate::{Attempt, ConfigError};
+
+/// The default body limit: 64 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// Retries idempotent HTTP requests on transient failures; see the [module docs](self).
+///
+/// # Default
+/// - statuses: 429, 502, 503, 504
+/// - body limit: 64 KiB
+/// - `Retry-After` honoured
+#[derive(Debug, Clone)]
+pub struct HttpPolicy {
+    body_limit: usize,
+    statuses: [u128; 2],
+}
+
+impl Default for HttpPolicy {
+    fn default() -> Self {
+        Self {
+            body_limit: DEFAULT_BODY_LIMIT,
+            statuses: [0, 0],
+        }
+        .with_statuses([429, 502, 503, 504])
+        .unwrap_or_else(|_| unreachable!("valid statuses"))
+    }
+}
+
+impl HttpPolicy {
+    /// The default policy.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most body bytes kept for a replay; a longer body is sent once and never retried.
+    /// Defaults to 64 KiB.
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Replaces the retried response statuses (each in 400..=599).
+    ///
+    /// # Errors
+    /// A status outside 400..=599, naming the field `statuses`.
+    pub fn with_statuses(
+        mut self,
+        statuses: impl IntoIterator<Item = u16>,
+    ) -> Result<Self, ConfigError> {
+        self.statuses = [0, 0];
+        for s in statuses {
+            if !(400..=599).contains(&s) {
+                return Err(ConfigError::new(
+                    "statuses",
+                    format!("must be in 400..=599, got {s}"),
+                ));
+            }
+            let i = usize::from(s - 400);
+            self.statuses[i / 100] |= 1 << (i % 100);
+        }
+        Ok(self)
+    }
+
+    /// Whether responses with `status` are retried.
+    pub fn retries_status(&self, status: u16) -> bool {
+        (400..=599).contains(&status) && {
+            let i = usize::from(status - 400);
+            self.statuses[i / 100] & (1 << (i % 100)) != 0
+        }
+    }
+}
+
+/// Whether `method` may be retried: idempotent methods always, `POST` and `PATCH` only with an
+/// `Idempotency-Key` header.
+pub fn is_retryable_method(method: &Method, headers: &HeaderMap) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    ) || (matches!(*method, Method::POST | Method::PATCH) && headers.contains_key(&IDEMPOTENCY_KEY))
+}
+
+/// Parses a `Retry-After` value: delta-seconds or an HTTP-date (relative to `now`; a date in
+/// the past is zero). `None` for anything else.
+pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
+    let s = value.to_str().ok()?.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits for a u64 is still "a very long time".
+        return Some(Duration::from_secs(s.parse::<u64>().unwrap_or(u64::MAX)));
+    }
+    let when = httpdate::parse_http_date(s).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// What an HTTP or gRPC policy keeps between attempts.
+#[derive(Debug)]
+pub struct HttpSaved {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+    extensions: http::Extensions,
+    body: SavedBody,
+    eligible: bool,
+}
+
+pub(crate) fn prepare<B: Body>(
+    req: Request<B>,
+    limit: usize,
+    eligible: impl FnOnce(&Method, &HeaderMap) -> bool,
+    attempt: Attempt,
+) -> (Request<ReplayBody<B>>, HttpSaved) {
+    let (mut parts, body) = req.into_parts();
+    let eligible = eligible(&parts.method, &parts.headers);
+    let (body, saved_body) = if eligible {
+        ReplayBody::wrap(body, limit)
+    } else {
+        ReplayBody::passthrough(body)
+    };
+    let saved = HttpSaved {
+        method: parts.method.clone(),
+        uri: parts.uri.clone(),
+        version: parts.version,
+        headers: if eligible {
+            parts.headers.clone()
+        } else {
+            HeaderMap::new()
+        },
+        extensions: if eligible {
+            parts.extensions.clone()
+        } else {
+            http::Extensions::new()
+        },
+        body: saved_body,
+        eligible,
+    };
+    parts.extensions.insert(attempt);
+    (Request::from_parts(parts, body), saved)
+}
+
+pub(crate) fn replay<B: Body>(
+    saved: &HttpSaved,
+    attempt: Attempt,
+) -> Option<Request<ReplayBody<B>>> {
+    if !saved.eligible {
+        return None;
+    }
+    let body = saved.body.replay()?;
+    let mut req = Request::new(body);
+    *req.method_mut() = saved.method.clone();
+    *req.uri_mut() = saved.uri.clone();
+    *req.version_mut() = saved.version;
+    *req.headers_mut() = saved.headers.clone();
+    *req.extensions_mut() = saved.extensions.clone();
+    req.extensions_mut().insert(attempt);
+    Some(req)
+}
+
+pub(crate) fn classify_err<E: 'static>(err: &E) -> Decision {
+    as_error(err).map_or(Decision::Return, |e: &(dyn Error + 'static)| {
+        classify_error(e)
+    })
+}
+
+impl<B: Body> Replay<Request<B>> for HttpPolicy {
+    type Request = Request<ReplayBody<B>>;
+    type Saved = HttpSaved;
+
+    fn prepare(&self, req: Request<B>, attempt: Attempt) -> (Self::Request, HttpSaved) {
+        prepare(req, self.body_limit, is_retryable_method, attempt)
+    }
+
+    fn replay(&self, saved: &mut HttpSaved, attempt: Attempt) -> Option<Self::Request> {
+        replay(saved, attempt)
+    }
+}
+
+impl<B, RB, E> Policy<Request<B>, Response<RB>, E> for HttpPolicy
+where
+    B: Body,
+    E: 'static,
+{
+    fn classify(&self, saved: &HttpSaved, result: &Result<Response<RB>, E>) -> Decision {
+        if !saved.eligible {
+            return Decision::Return;
+        }
+        match result {
+            Err(e) => classify_err(e),
+            Ok(res) => {
+                let status = res.status().as_u16();
+                if !self.retries_status(status) {
+                    return Decision::Return;
+                }
+                let hint = res
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                Decision::Retry {
+                    reason: status_reason(status),
+                    hint,
+                }
+            }
+        }
+    }
+}
+
+fn status_reason(status: u16) -> &'static str {
+    match status {
+        429 => "status 429",
+        502 => "status 502",
+        503 => "status 503",
+        504 => "status 504",
+        400..=499 => "status 4xx",
+        _ => "status 5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let v = |s: &'static str| HeaderValue::from_static(s);
+        assert_eq!(
+            parse_retry_after(&v("120"), now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after(&v(" 0 "), now), Some(Duration::ZERO));
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        let hv = HeaderValue::from_str(&date).unwrap();
+        assert_eq!(parse_retry_after(&hv, now), Some(Duration::from_secs(30)));
+        let past =
+            HeaderValue::from_str(&httpdate::fmt_http_date(now - Duration::from_secs(30))).unwrap();
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        for garbage in ["", "-5", "1.5", "soon", "Tue, 99 Foo 2024", "0x10", "+3"] {
+            assert_eq!(parse_retry_after(&v(garbage), now), None, "{garbage:?}");
+        }
+        let huge = v("99999999999999999999999999");
+        assert_eq!(
+            parse_retry_after(&huge, now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        let bytes = HeaderValue::from_bytes(b"\xff\xfe").unwrap();
+        assert_eq!(parse_retry_after(&bytes, now), None);
+    }
+
+    #[test]
+    fn methods() {
+        let mut h = HeaderMap::new();
+        for m in [
+            Method::GET,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::PUT,
+            Method::DELETE,
+            Method::TRACE,
+        ] {
+            assert!(is_retryable_method(&m, &h));
+        }
+        assert!(!is_retryable_method(&Method::POST, &h));
+        assert!(!is_retryable_method(&Method::PATCH, &h));
+        assert!(!is_retryable_method(&Method::CONNECT, &h));
+        h.insert("idempotency-key", HeaderValue::from_static("k1"));
+        assert!(is_retryable_method(&Method::POST, &h));
+        assert!(is_retryable_method(&Method::PATCH, &h));
+    }
+
+    #[test]
+    fn statuses() {
+        let p = HttpPolicy::default();
+        for s in [429, 502, 503, 504] {
+            assert!(p.retries_status(s));
+        }
+        for s in [200, 400, 404, 500, 501, 505, 0, 999] {
+            assert!(!p.retries_status(s));
+        }
+        let p = p.with_statuses([500, 599, 400]).unwrap();
+        assert!(p.retries_status(500) && p.retries_status(599) && p.retries_status(400));
+        assert!(!p.retries_status(503));
+        assert_eq!(
+            HttpPolicy::new().with_statuses([600]).unwrap_err().field(),
+            "statuses"
+        );
+        assert_eq!(
+            HttpPolicy::new().with_statuses([399]).unwrap_err().field(),
+            "statuses"
+        );
+    }
+}

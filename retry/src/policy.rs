@@ -1,0 +1,112 @@
+//! What is retried, and how a request is sent again.
+//!
+//! A [`Policy`] does three things the generic retry loop cannot: it turns the caller's request
+//! into what the inner service receives (keeping what it needs to send it again), it classifies
+//! each attempt's result, and it rebuilds the request for a retry. The crate ships:
+//!
+//! - [`RetryIf`]: any `Clone` request, retried when a predicate on the result says so;
+//! - [`HttpPolicy`](crate::http::HttpPolicy) (feature `http`): `http::Request`s with any body,
+//!   no `Clone` needed, replayed from a bounded capture of the body;
+//! - [`GrpcPolicy`](crate::grpc::GrpcPolicy) (feature `grpc`): the same for gRPC over tonic.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::Attempt;
+
+/// The verdict on one attempt's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Return this result to the caller.
+    Return,
+    /// The attempt failed in a way worth retrying.
+    Retry {
+        /// Why, for events and logs (e.g. `"status 503"`, `"connection error"`).
+        reason: &'static str,
+        /// The server's or the breaker's hint: wait at least this long (`Retry-After`,
+        /// `grpc-retry-pushback-ms`, `CircuitOpen::retry_after`).
+        hint: Option<Duration>,
+    },
+}
+
+impl Decision {
+    /// A retry without a hint.
+    pub const fn retry(reason: &'static str) -> Self {
+        Self::Retry { reason, hint: None }
+    }
+}
+
+/// How a request is prepared for the inner service and sent again; see the
+/// [module docs](crate::policy).
+pub trait Replay<Req> {
+    /// What the inner service receives.
+    type Request;
+    /// What is kept between attempts to send the request again.
+    type Saved;
+
+    /// Prepares the first attempt (`attempt` is number 1).
+    fn prepare(&self, req: Req, attempt: Attempt) -> (Self::Request, Self::Saved);
+
+    /// Rebuilds the request for attempt `attempt`, or `None` when it cannot be sent again
+    /// byte-identical (a body over the limit, or not fully read by the inner service).
+    fn replay(&self, saved: &mut Self::Saved, attempt: Attempt) -> Option<Self::Request>;
+}
+
+/// Which results are retried; see the [module docs](crate::policy).
+///
+/// `Req` is the caller's request, `Res` and `E` the inner service's response and error.
+pub trait Policy<Req, Res, E>: Replay<Req> {
+    /// Classifies an attempt's result.
+    fn classify(&self, saved: &Self::Saved, result: &Result<Res, E>) -> Decision;
+}
+
+/// Retries `Clone` requests when `predicate(&result)` is true.
+///
+/// The generic policy, for any `tower::Service` whose request can be cloned. Each attempt is sent
+/// a clone; the original is kept for the next one.
+#[derive(Clone)]
+pub struct RetryIf<F> {
+    predicate: F,
+}
+
+impl<F> RetryIf<F> {
+    /// Retries when `predicate` returns true for an attempt's `&Result<Res, E>`.
+    pub const fn new(predicate: F) -> Self {
+        Self { predicate }
+    }
+}
+
+impl<F> fmt::Debug for RetryIf<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryIf").finish_non_exhaustive()
+    }
+}
+
+impl<Req: Clone, F> Replay<Req> for RetryIf<F> {
+    type Request = Req;
+    type Saved = Req;
+
+    #[inline]
+    fn prepare(&self, req: Req, _: Attempt) -> (Req, Req) {
+        (req.clone(), req)
+    }
+
+    fn replay(&self, saved: &mut Req, _: Attempt) -> Option<Req> {
+        Some(saved.clone())
+    }
+}
+
+impl<Req, Res, E, F> Policy<Req, Res, E> for RetryIf<F>
+where
+    Req: Clone,
+    F: Fn(&Result<Res, E>) -> bool,
+{
+    #[inline]
+    fn classify(&self, _: &Req, result: &Result<Res, E>) -> Decision {
+        if (self.predicate)(result) {
+            Decision::retry("predicate")
+        } else {
+            Decision::Return
+        }
+    }
+}

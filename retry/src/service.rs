@@ -1,0 +1,153 @@
+//! The retry service.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::time::Instant;
+use tower_service::Service;
+
+use crate::config::{Config, Shared};
+use crate::future::ResponseFuture;
+use crate::policy::{Policy, Replay};
+use crate::{Attempt, RetryLayer};
+
+/// What a service clone and its response futures share: its own budget stripe.
+pub(crate) struct Local<P> {
+    pub(crate) policy: P,
+    pub(crate) config: Config,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) stripe: usize,
+}
+
+impl<P: fmt::Debug> fmt::Debug for Local<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Local")
+            .field("policy", &self.policy)
+            .field("config", &self.config)
+            .field("stripe", &self.stripe)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P> Local<P> {
+    fn new(policy: P, config: Config, shared: Arc<Shared>) -> Arc<Self> {
+        let stripe = shared.budget.as_ref().map_or(0, |b| b.stripe());
+        Arc::new(Self {
+            policy,
+            config,
+            shared,
+            stripe,
+        })
+    }
+}
+
+/// Retries requests to `S` according to the policy `P`; made by [`RetryLayer`].
+///
+/// Each clone gets its own stripe of the shared retry budget (so clones made per connection or
+/// per task never write the same counter on the success path); cloning therefore allocates once.
+/// The inner service must be `Clone`: the response future keeps a clone, made ready again
+/// before each retry, as `tower::retry` does.
+pub struct Retry<S, P> {
+    inner: S,
+    local: Arc<Local<P>>,
+    calls: u32,
+}
+
+impl<S: fmt::Debug, P: fmt::Debug> fmt::Debug for Retry<S, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("inner", &self.inner)
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Clone, P: Clone> Clone for Retry<S, P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            local: Local::new(
+                self.local.policy.clone(),
+                self.local.config,
+                self.local.shared.clone(),
+            ),
+            calls: 0,
+        }
+    }
+}
+
+impl<S, P> Retry<S, P> {
+    pub(crate) fn from_parts(inner: S, policy: P, config: Config, shared: Arc<Shared>) -> Self {
+        Self {
+            inner,
+            local: Local::new(policy, config, shared),
+            calls: 0,
+        }
+    }
+
+    /// Wraps `inner` with `layer`'s settings (the same as `layer.layer(inner)`).
+    pub fn new(inner: S, layer: &RetryLayer<P>) -> Self
+    where
+        P: Clone,
+    {
+        tower_layer::Layer::layer(layer, inner)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// How often (in calls per clone) the success path reads the clock to move the budget's
+/// window on.
+const TICK_EVERY: u32 = 64;
+
+impl<S, P, Req> Service<Req> for Retry<S, P>
+where
+    P: Replay<Req>,
+    S: Service<<P as Replay<Req>>::Request> + Clone,
+    P: Policy<
+            Req,
+            <S as Service<<P as Replay<Req>>::Request>>::Response,
+            <S as Service<<P as Replay<Req>>::Request>>::Error,
+        >,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, P, Req>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut svc = std::mem::replace(&mut self.inner, clone);
+        let local = &self.local;
+        if let Some(budget) = &local.shared.budget {
+            self.calls = self.calls.wrapping_add(1);
+            if self.calls % TICK_EVERY == 0 {
+                budget.tick(Instant::now());
+            }
+            budget.deposit(local.stripe);
+        }
+        let start = local.config.max_elapsed.map(|_| Instant::now());
+        let (request, saved) = local.policy.prepare(req, Attempt::new(1));
+        let fut = svc.call(request);
+        ResponseFuture::new(svc, self.local.clone(), saved, start, fut)
+    }
+}
