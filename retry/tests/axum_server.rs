@@ -1,0 +1,126 @@
+//! Against a real axum server on 127.0.0.1, through a real hyper-util client: a flapping
+//! endpoint gets byte-identical bodies on every attempt; a body over the limit is sent once;
+//! a refused connection is retried.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{Request, StatusCode};
+use axum::routing::put;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use palisade_retry::http::HttpPolicy;
+use palisade_retry::{Backoff, Jitter, ReplayBody, RetryLayer};
+use tower::{Layer, ServiceExt};
+
+#[derive(Clone, Default)]
+struct Flapping {
+    bodies: Arc<Mutex<Vec<Bytes>>>,
+}
+
+async fn handler(State(s): State<Flapping>, body: Bytes) -> StatusCode {
+    let n = {
+        let mut b = s.bodies.lock().unwrap();
+        b.push(body);
+        b.len()
+    };
+    if n <= 2 {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    }
+}
+
+async fn start() -> (String, Flapping) {
+    let state = Flapping::default();
+    let app = axum::Router::new()
+        .route("/stock", put(handler))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/stock"), state)
+}
+
+fn chunked(chunks: Vec<&'static [u8]>) -> Body {
+    Body::from_stream(futures_util::stream::iter(
+        chunks
+            .into_iter()
+            .map(|c| Ok::<_, std::io::Error>(Bytes::from_static(c))),
+    ))
+}
+
+fn layer(policy: HttpPolicy) -> RetryLayer<HttpPolicy> {
+    RetryLayer::builder("axum", policy)
+        .backoff(Backoff::constant(Duration::from_millis(5)))
+        .jitter(Jitter::None)
+        .without_budget()
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn flapping_endpoint_gets_identical_bodies_and_succeeds_on_the_third_attempt() {
+    let (url, state) = start().await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>();
+    let svc = layer(HttpPolicy::new()).layer(client);
+    let req = Request::put(&url)
+        .body(chunked(vec![b"{\"sku\":", b"\"abc\",", b"\"qty\":3}"]))
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let bodies = state.bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 3);
+    for b in bodies.iter() {
+        assert_eq!(&b[..], b"{\"sku\":\"abc\",\"qty\":3}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_sent_once_and_not_retried() {
+    let (url, state) = start().await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>();
+    let svc = layer(HttpPolicy::new().body_limit(16)).layer(client);
+    // No size hint: the limit is found while streaming.
+    let req = Request::put(&url)
+        .body(chunked(vec![b"0123456789", b"0123456789", b"0123456789"]))
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let bodies = state.bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(bodies[0].len(), 30, "sent whole, once");
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let retries = Arc::new(AtomicU32::new(0));
+    let r2 = retries.clone();
+    let layer = RetryLayer::builder("axum", HttpPolicy::new())
+        .backoff(Backoff::constant(Duration::from_millis(1)))
+        .without_budget()
+        .on_retry(move |e| {
+            assert_eq!(e.reason(), "connection error");
+            r2.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>();
+    let err = layer
+        .layer(client)
+        .oneshot(
+            Request::get(format!("http://{addr}/"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
+    assert_eq!(retries.load(Ordering::SeqCst), 2);
+}

@@ -1,0 +1,166 @@
+//! A real tonic server on 127.0.0.1 answering UNAVAILABLE, called through a tonic-generated
+//! client (`HealthClient`) over `Retry -> tonic_body -> Channel`: retried with
+//! `grpc-previous-rpc-attempts` on each retry; pushback honoured.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use palisade_retry::grpc::{GrpcPolicy, tonic_body};
+use palisade_retry::{Backoff, Jitter, RetryLayer};
+use tonic::{Request, Response, Status};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+use tower::ServiceBuilder;
+
+#[derive(Clone, Default)]
+struct Flaky {
+    unavailable: usize,
+    pushback: Option<&'static str>,
+    seen: Arc<Mutex<Vec<(Option<String>, String)>>>,
+}
+
+#[tonic::async_trait]
+impl Health for Flaky {
+    async fn check(
+        &self,
+        req: Request<HealthCheckRequest>,
+    ) -> Result<Response<HealthCheckResponse>, Status> {
+        let previous = req
+            .metadata()
+            .get("grpc-previous-rpc-attempts")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let n = {
+            let mut s = self.seen.lock().unwrap();
+            s.push((previous, req.into_inner().service));
+            s.len()
+        };
+        if n <= self.unavailable {
+            let mut status = Status::unavailable("warming up");
+            if let Some(p) = self.pushback {
+                status
+                    .metadata_mut()
+                    .insert("grpc-retry-pushback-ms", p.parse().unwrap());
+            }
+            return Err(status);
+        }
+        Ok(Response::new(HealthCheckResponse {
+            status: ServingStatus::Serving as i32,
+        }))
+    }
+
+    type WatchStream = tokio_stream::Empty<Result<HealthCheckResponse, Status>>;
+
+    async fn watch(
+        &self,
+        _: Request<HealthCheckRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        Err(Status::unimplemented("watch"))
+    }
+}
+
+async fn start(svc: Flaky) -> tonic::transport::Channel {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(HealthServer::new(svc))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+fn retry(delays: Arc<Mutex<Vec<Duration>>>) -> RetryLayer<GrpcPolicy> {
+    RetryLayer::builder("inventory", GrpcPolicy::new())
+        .backoff(Backoff::constant(Duration::from_millis(2)))
+        .jitter(Jitter::None)
+        .max_attempts(4)
+        .without_budget()
+        .on_retry(move |e| delays.lock().unwrap().push(e.delay()))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn unavailable_is_retried_with_previous_attempts_header() {
+    let server = Flaky {
+        unavailable: 2,
+        ..Flaky::default()
+    };
+    let seen = server.seen.clone();
+    let channel = start(server).await;
+    let stack = ServiceBuilder::new()
+        .layer(retry(Arc::default()))
+        .layer(tonic_body())
+        .service(channel);
+    let mut client = HealthClient::new(stack);
+    let res = client
+        .check(HealthCheckRequest {
+            service: "inventory.v1.Stock".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(res.into_inner().status, ServingStatus::Serving as i32);
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        *seen,
+        vec![
+            (None, "inventory.v1.Stock".to_owned()),
+            (Some("1".to_owned()), "inventory.v1.Stock".to_owned()),
+            (Some("2".to_owned()), "inventory.v1.Stock".to_owned()),
+        ],
+        "the same message each time, with grpc-previous-rpc-attempts on each retry"
+    );
+}
+
+#[tokio::test]
+async fn attempts_run_out_and_the_last_status_is_returned() {
+    let server = Flaky {
+        unavailable: 10,
+        ..Flaky::default()
+    };
+    let seen = server.seen.clone();
+    let channel = start(server).await;
+    let stack = ServiceBuilder::new()
+        .layer(retry(Arc::default()))
+        .layer(tonic_body())
+        .service(channel);
+    let err = HealthClient::new(stack)
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    assert_eq!(seen.lock().unwrap().len(), 4, "max_attempts");
+}
+
+#[tokio::test]
+async fn pushback_is_honoured_and_negative_pushback_stops_retries() {
+    for (pushback, calls, delay) in [
+        ("30", 2, Some(Duration::from_millis(30))),
+        ("-1", 1, None),
+        ("soon", 1, None),
+    ] {
+        let server = Flaky {
+            unavailable: 1,
+            pushback: Some(pushback),
+            ..Flaky::default()
+        };
+        let seen = server.seen.clone();
+        let channel = start(server).await;
+        let delays = Arc::new(Mutex::new(Vec::new()));
+        let stack = ServiceBuilder::new()
+            .layer(retry(delays.clone()))
+            .layer(tonic_body())
+            .service(channel);
+        let _ = HealthClient::new(stack)
+            .check(HealthCheckRequest::default())
+            .await;
+        assert_eq!(seen.lock().unwrap().len(), calls, "pushback {pushback:?}");
+        assert_eq!(delays.lock().unwrap().first().copied(), delay);
+    }
+}
