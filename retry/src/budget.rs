@@ -191,7 +191,7 @@ impl BudgetState {
         add(slot, e);
         let requests: u64 = self.stripes.iter().map(|s| sum(s, e)).sum();
         let retries = sum(&self.retries, e);
-        let allowed = self.reserve + self.ratio * requests as f64;
+        let allowed = self.ratio.mul_add(requests as f64, self.reserve);
         if retries as f64 <= allowed {
             return true;
         }
@@ -207,7 +207,7 @@ impl BudgetState {
     pub(crate) fn remaining(&self, now: Instant) -> f64 {
         let e = self.tick(now);
         let requests: u64 = self.stripes.iter().map(|s| sum(s, e)).sum();
-        self.reserve + self.ratio * requests as f64 - sum(&self.retries, e) as f64
+        self.ratio.mul_add(requests as f64, self.reserve) - sum(&self.retries, e) as f64
     }
 }
 
@@ -281,7 +281,7 @@ mod tests {
                     let from = (t as usize + 1).saturating_sub(10);
                     let reqs: u64 = history[from..].iter().map(|h| h.0).sum();
                     let rets: u64 = history[from..].iter().map(|h| h.1).sum();
-                    let allowed = f64::from(floor) * 10.0 + ratio * reqs as f64;
+                    let allowed = ratio.mul_add(reqs as f64, f64::from(floor) * 10.0);
                     assert!(rets as f64 <= allowed + 1e-9, "t={t} retries {rets} > {allowed}");
                     tokio::time::advance(Duration::from_secs(1)).await;
                 }

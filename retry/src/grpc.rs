@@ -115,17 +115,31 @@ pub fn tonic_body() -> tower::util::MapRequestLayer<
     tower::util::MapRequestLayer::new(map as fn(_) -> _)
 }
 
-/// Parses `grpc-retry-pushback-ms`: `Ok(Some(wait))`, `Ok(None)` when absent, `Err(())` when
-/// negative or malformed (the server asks not to retry).
-pub fn parse_pushback(value: Option<&HeaderValue>) -> Result<Option<Duration>, ()> {
-    let Some(v) = value else { return Ok(None) };
-    let s = v.to_str().map_err(|_| ())?.trim();
+/// What a `grpc-retry-pushback-ms` header asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushback {
+    /// No header: the backoff applies.
+    Absent,
+    /// Wait at least this long before retrying.
+    Wait(Duration),
+    /// A negative or malformed value: the server asks not to retry.
+    DoNotRetry,
+}
+
+/// Parses `grpc-retry-pushback-ms` (gRFC A6): a non-negative integer of milliseconds; anything
+/// else means "do not retry". A value too large for a `u64` is a very long wait.
+pub fn parse_pushback(value: Option<&HeaderValue>) -> Pushback {
+    let Some(v) = value else {
+        return Pushback::Absent;
+    };
+    let Ok(s) = v.to_str() else {
+        return Pushback::DoNotRetry;
+    };
+    let s = s.trim();
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(());
+        return Pushback::DoNotRetry;
     }
-    Ok(Some(Duration::from_millis(
-        s.parse::<u64>().unwrap_or(u64::MAX),
-    )))
+    Pushback::Wait(Duration::from_millis(s.parse::<u64>().unwrap_or(u64::MAX)))
 }
 
 impl<B: Body> Replay<Request<B>> for GrpcPolicy {
@@ -168,12 +182,14 @@ where
         if code == tonic::Code::Ok || !self.retries_code(code) {
             return Decision::Return;
         }
-        match parse_pushback(headers.get("grpc-retry-pushback-ms")) {
-            Err(()) => Decision::Return,
-            Ok(hint) => Decision::Retry {
-                reason: code_reason(code),
-                hint,
-            },
+        let hint = match parse_pushback(headers.get("grpc-retry-pushback-ms")) {
+            Pushback::DoNotRetry => return Decision::Return,
+            Pushback::Absent => None,
+            Pushback::Wait(d) => Some(d),
+        };
+        Decision::Retry {
+            reason: code_reason(code),
+            hint,
         }
     }
 }
@@ -198,18 +214,24 @@ mod tests {
     #[test]
     fn pushback_values() {
         let v = |s: &'static str| HeaderValue::from_static(s);
-        assert_eq!(parse_pushback(None), Ok(None));
+        assert_eq!(parse_pushback(None), Pushback::Absent);
         assert_eq!(
             parse_pushback(Some(&v("250"))),
-            Ok(Some(Duration::from_millis(250)))
+            Pushback::Wait(Duration::from_millis(250))
         );
         for bad in ["-1", "", "abc", "1.5", "-0", " "] {
-            assert_eq!(parse_pushback(Some(&v(bad))), Err(()), "{bad:?}");
+            assert_eq!(
+                parse_pushback(Some(&v(bad))),
+                Pushback::DoNotRetry,
+                "{bad:?}"
+            );
         }
+        let bytes = HeaderValue::from_bytes(b"\xff").unwrap();
+        assert_eq!(parse_pushback(Some(&bytes)), Pushback::DoNotRetry);
         let huge = v("999999999999999999999999");
         assert_eq!(
             parse_pushback(Some(&huge)),
-            Ok(Some(Duration::from_millis(u64::MAX)))
+            Pushback::Wait(Duration::from_millis(u64::MAX))
         );
     }
 

@@ -131,6 +131,10 @@ impl Observer {
     }
 
     #[inline]
+    #[cfg_attr(
+        not(any(feature = "metrics", feature = "tracing")),
+        allow(clippy::unused_self)
+    )]
     pub(crate) fn done(&self, attempts: u32, gave_up: Option<GiveUp>) {
         #[cfg(feature = "metrics")]
         {

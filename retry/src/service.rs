@@ -140,7 +140,7 @@ where
         let local = &self.local;
         if let Some(budget) = &local.shared.budget {
             self.calls = self.calls.wrapping_add(1);
-            if self.calls % TICK_EVERY == 0 {
+            if self.calls.is_multiple_of(TICK_EVERY) {
                 budget.tick(Instant::now());
             }
             budget.deposit(local.stripe);

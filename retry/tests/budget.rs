@@ -42,7 +42,7 @@ async fn retries_stay_within_budget_and_refill_after_recovery() {
     }
     let retries = calls.load(Ordering::SeqCst) - requests;
     // Budget: 20 % of requests + 1/s floor = 20 + 1 per second; without it: 200 per second.
-    let allowed = (0.2 * f64::from(requests) + 60.0 + 20.0) as u32;
+    let allowed = 0.2f64.mul_add(f64::from(requests), 60.0 + 20.0) as u32;
     assert!(retries <= allowed, "{retries} retries > {allowed}");
     assert!(
         retries >= (0.2 * f64::from(requests)) as u32 - 200,

@@ -47,8 +47,7 @@ async fn schedule(backoff: Backoff, attempts: u32) -> Vec<Duration> {
     let t0 = Instant::now();
     let res = layer.layer(failing(t0, calls.clone())).oneshot(1).await;
     assert_eq!(res, Err("down"), "the last attempt's error is returned");
-    let got = calls.lock().unwrap().clone();
-    got
+    calls.lock().unwrap().clone()
 }
 
 #[tokio::test(start_paused = true)]
@@ -205,8 +204,7 @@ async fn seeded_jitter_is_reproducible() {
             .layer(failing(Instant::now(), calls.clone()))
             .oneshot(1)
             .await;
-        let v = calls.lock().unwrap().clone();
-        v
+        calls.lock().unwrap().clone()
     }
     assert_eq!(run(42).await, run(42).await);
     assert_ne!(run(42).await, run(43).await);
