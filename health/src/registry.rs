@@ -139,7 +139,7 @@ impl HealthRegistry {
     /// # Errors
     ///
     /// Everything [`HealthCheck`] validates (name and measurement characters, zero
-    /// timeout or interval, a staleness bound below `interval + timeout`), and a name
+    /// timeout or interval, a staleness bound not above the interval), and a name
     /// that is already registered (`name`; `runtime` is taken by the built-in
     /// heartbeat unless it is turned off).
     pub fn register(&self, check: HealthCheck) -> Result<(), ConfigError> {
