@@ -11,7 +11,7 @@
 //!
 //! # How it is kept (lock-free, no hot shared word)
 //!
-//! The window is a ring of 10 slots, each stamped with the epoch (slot number since the layer
+//! The window is a ring of 16 slots, each stamped with the epoch (slot number since the layer
 //! was built) it counts for; a slot whose stamp is older than the window is reset by
 //! compare-and-swap when it is next written, so nothing ever locks to rotate the window.
 //! Requests are deposited into the calling service clone's own *stripe* (tower clones a service
@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::ConfigError;
 
-const SLOTS: usize = 10;
+const SLOTS: usize = 16;
 const STRIPES: usize = 16;
 
 /// Retry budget settings: see the [module docs](crate::budget).
@@ -178,10 +178,25 @@ impl BudgetState {
     }
 
     /// Counts one request, in stripe `stripe`.
+    ///
+    /// A stripe is written by the clones it was handed to (one, until there are more than 16
+    /// clones), so a plain load and store does: a deposit lost to a race between two clones
+    /// sharing a stripe only makes the budget stricter, never looser.
     #[inline]
     pub(crate) fn deposit(&self, stripe: usize) {
         let e = self.epoch.load(Ordering::Relaxed);
-        add(&self.stripes[stripe % STRIPES].0[e as usize % SLOTS], e);
+        let slot = &self.stripes[stripe % STRIPES].0[e as usize % SLOTS];
+        let cur = slot.load(Ordering::Relaxed);
+        let stamp = e & 0xFFFF_FFFF;
+        let next = if cur >> 32 == stamp {
+            if cur & 0xFFFF_FFFF == 0xFFFF_FFFF {
+                return;
+            }
+            cur + 1
+        } else {
+            pack(stamp, 1)
+        };
+        slot.store(next, Ordering::Relaxed);
     }
 
     /// Takes one retry from the budget, if there is one.

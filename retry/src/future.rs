@@ -29,26 +29,29 @@ where
     svc: S,
     local: Arc<Local<P>>,
     saved: P::Saved,
-    pending: Option<P::Request>,
     attempt: u32,
     start: Option<Instant>,
     prev_delay: Option<Duration>,
     rng: Option<fastrand::Rng>,
     #[pin]
-    state: State<S::Future>,
+    state: State<S::Future, P::Request>,
 }
 
 #[pin_project(project = StateProj)]
-enum State<F> {
+enum State<F, R> {
     Calling {
         #[pin]
         fut: F,
     },
+    /// The retry's request is boxed with the wait: only a retry pays for it, and the future
+    /// stays small on the success path.
     Waiting {
-        #[pin]
-        sleep: Sleep,
+        sleep: Pin<Box<Sleep>>,
+        request: Option<Box<R>>,
     },
-    Ready,
+    Ready {
+        request: Option<Box<R>>,
+    },
 }
 
 impl<S, P, Req> fmt::Debug for ResponseFuture<S, P, Req>
@@ -60,7 +63,7 @@ where
         let state = match self.state {
             State::Calling { .. } => "calling",
             State::Waiting { .. } => "waiting",
-            State::Ready => "getting ready",
+            State::Ready { .. } => "getting ready",
         };
         f.debug_struct("ResponseFuture")
             .field("attempt", &self.attempt)
@@ -86,7 +89,6 @@ where
             svc,
             local,
             saved,
-            pending: None,
             attempt: 1,
             start,
             prev_delay: None,
@@ -175,29 +177,31 @@ where
                     drop(result);
                     observer.retry(next, reason, delay);
                     *this.prev_delay = Some(delay);
-                    *this.pending = Some(request);
+                    let request = Some(Box::new(request));
                     if delay.is_zero() {
-                        this.state.set(State::Ready);
+                        this.state.set(State::Ready { request });
                     } else {
                         this.state.set(State::Waiting {
-                            sleep: tokio::time::sleep(delay),
+                            sleep: Box::pin(tokio::time::sleep(delay)),
+                            request,
                         });
                     }
                 }
-                StateProj::Waiting { sleep } => {
-                    ready!(sleep.poll(cx));
-                    this.state.set(State::Ready);
+                StateProj::Waiting { sleep, request } => {
+                    ready!(sleep.as_mut().poll(cx));
+                    let request = request.take();
+                    this.state.set(State::Ready { request });
                 }
-                StateProj::Ready => {
+                StateProj::Ready { request } => {
                     if let Err(e) = ready!(this.svc.poll_ready(cx)) {
                         this.local.shared.observer.done(*this.attempt, None);
                         return Poll::Ready(Err(e));
                     }
-                    let Some(request) = this.pending.take() else {
+                    let Some(request) = request.take() else {
                         unreachable!("a retry is prepared before the Ready state");
                     };
                     *this.attempt += 1;
-                    let fut = this.svc.call(request);
+                    let fut = this.svc.call(*request);
                     this.state.set(State::Calling { fut });
                 }
             }

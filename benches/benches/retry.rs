@@ -1,0 +1,212 @@
+//! The retry layer's per-call cost against a bare `service_fn`, measured in the same run,
+//! next to `tower::retry` (with its exponential backoff) and tower-resilience 0.13's retry.
+//!
+//! - `success/*`: `ready().await; call().await` of a `u64` request that succeeds (no retry).
+//!   Palisade with its default retry budget (one deposit in the clone's own stripe) and without.
+//! - `http_success/*`: an `http::Request` with an empty body: palisade's HTTP policy (method
+//!   check, parts kept for a replay, the `Attempt` inserted in the extensions, the body
+//!   wrapped) against a bare service taking the same request.
+//! - `retry_once/*`: a PUT with a 1 KiB in-memory body answered 503 then 200; the inner service
+//!   reads the body each time. Palisade captures it and replays it (zero backoff), against a
+//!   bare service called once.
+//!
+//! Futures here are always ready, so each call is driven by polling with a no-op waker: the
+//! harness adds no runtime overhead to either side.
+#![allow(missing_docs)]
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use palisade_retry::http::HttpPolicy;
+use palisade_retry::{Attempt, Backoff, Jitter, ReplayBody, RetryIf, RetryLayer};
+use tower::retry::backoff::{
+    Backoff as _, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff,
+};
+use tower::util::rng::HasherRng;
+use tower::{Layer, Service, service_fn};
+
+type Error = std::io::Error;
+
+fn bare() -> impl Service<u64, Response = u64, Error = Error, Future: Send> + Clone + Send {
+    service_fn(|x: u64| std::future::ready(Ok::<_, Error>(x)))
+}
+
+#[inline]
+fn drive<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+#[inline]
+fn one_call<R, S: Service<R>>(svc: &mut S, req: R) -> Result<S::Response, S::Error> {
+    drive(async {
+        std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
+        svc.call(req).await
+    })
+}
+
+/// `tower::retry` with its exponential backoff, retrying errors up to 2 times.
+#[derive(Clone)]
+struct TowerPolicy {
+    retries: u32,
+    backoff: ExponentialBackoff,
+}
+
+impl<E> tower::retry::Policy<u64, u64, E> for TowerPolicy {
+    type Future = tokio::time::Sleep;
+
+    fn retry(&mut self, _: &mut u64, result: &mut Result<u64, E>) -> Option<Self::Future> {
+        match result {
+            Err(_) if self.retries > 0 => {
+                self.retries -= 1;
+                Some(self.backoff.next_backoff())
+            }
+            _ => None,
+        }
+    }
+
+    fn clone_request(&mut self, req: &u64) -> Option<u64> {
+        Some(*req)
+    }
+}
+
+fn success(c: &mut Criterion) {
+    let mut g = c.benchmark_group("success");
+    let mut svc = bare();
+    g.bench_function("bare", |b| b.iter(|| one_call(&mut svc, black_box(1))));
+
+    let predicate = RetryIf::new(|r: &Result<u64, Error>| r.is_err());
+    let layer = RetryLayer::builder("bench", predicate.clone())
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(bare());
+    g.bench_function("palisade", |b| b.iter(|| one_call(&mut svc, black_box(1))));
+
+    let layer = RetryLayer::builder("bench", predicate)
+        .without_budget()
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(bare());
+    g.bench_function("palisade_no_budget", |b| {
+        b.iter(|| one_call(&mut svc, black_box(1)))
+    });
+
+    let backoff = ExponentialBackoffMaker::new(
+        Duration::from_millis(100),
+        Duration::from_secs(10),
+        1.0,
+        HasherRng::default(),
+    )
+    .unwrap()
+    .make_backoff();
+    let mut svc = tower::retry::RetryLayer::new(TowerPolicy {
+        retries: 2,
+        backoff,
+    })
+    .layer(bare());
+    g.bench_function("tower_retry", |b| {
+        b.iter(|| one_call(&mut svc, black_box(1)))
+    });
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let layer = tower_resilience::retry::RetryLayer::<u64, u64, Error>::builder()
+        .max_attempts(3)
+        .exponential_backoff(Duration::from_millis(100))
+        .build();
+    let mut svc = layer.layer(bare());
+    g.bench_function("tower_resilience", |b| {
+        b.iter(|| one_call(&mut svc, black_box(1)))
+    });
+    g.finish();
+}
+
+fn empty_get() -> Request<Empty<Bytes>> {
+    let mut req = Request::new(Empty::new());
+    *req.uri_mut() = http::Uri::from_static("http://127.0.0.1/stock");
+    req
+}
+
+fn http_success(c: &mut Criterion) {
+    let mut g = c.benchmark_group("http_success");
+    let mut svc = service_fn(|req: Request<Empty<Bytes>>| {
+        black_box(&req);
+        std::future::ready(Ok::<_, Error>(Response::new(())))
+    });
+    g.bench_function("bare", |b| b.iter(|| one_call(&mut svc, empty_get())));
+
+    let layer = RetryLayer::builder("bench", HttpPolicy::new())
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(service_fn(|req: Request<ReplayBody<Empty<Bytes>>>| {
+        black_box(&req);
+        std::future::ready(Ok::<_, Error>(Response::new(())))
+    }));
+    g.bench_function("palisade", |b| b.iter(|| one_call(&mut svc, empty_get())));
+    g.finish();
+}
+
+const KIB: &[u8] = &[b'x'; 1024];
+
+fn put() -> Request<Full<Bytes>> {
+    let mut req = Request::new(Full::new(Bytes::from_static(KIB)));
+    *req.method_mut() = Method::PUT;
+    *req.uri_mut() = http::Uri::from_static("http://127.0.0.1/stock");
+    req
+}
+
+fn retry_once(c: &mut Criterion) {
+    let mut g = c.benchmark_group("retry_once");
+    let mut svc = service_fn(|req: Request<Full<Bytes>>| {
+        let body = drive(req.into_body().collect()).unwrap().to_bytes();
+        black_box(body);
+        std::future::ready(Ok::<_, Error>(Response::new(())))
+    });
+    g.bench_function("bare_single_call", |b| b.iter(|| one_call(&mut svc, put())));
+
+    let layer = RetryLayer::builder("bench", HttpPolicy::new())
+        .backoff(Backoff::constant(Duration::ZERO))
+        .jitter(Jitter::None)
+        .without_budget()
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(service_fn(|req: Request<ReplayBody<Full<Bytes>>>| {
+        let first = req
+            .extensions()
+            .get::<Attempt>()
+            .is_none_or(|a| !a.is_retry());
+        let body = drive(req.into_body().collect()).unwrap().to_bytes();
+        black_box(body);
+        let mut res = Response::new(());
+        if first {
+            *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        }
+        std::future::ready(Ok::<_, Error>(res))
+    }));
+    g.bench_function("palisade_503_then_200", |b| {
+        b.iter(|| {
+            let res = one_call(&mut svc, put()).unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, success, http_success, retry_once);
+criterion_main!(benches);
