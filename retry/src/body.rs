@@ -7,6 +7,12 @@
 //! a body over the limit, a body that failed, or one not yet fully read is never re-sent, so no
 //! partial or duplicated body is ever sent. A body that is empty from the start costs nothing:
 //! no buffer, no lock.
+//!
+//! "Read to the end" is checked when the failed attempt's result arrives: hyper and tonic
+//! finish sending a small body before a response comes back, but a server that answers before
+//! reading the request (and a client that stops sending) leaves it incomplete, and the request
+//! is then not retried. A body whose `size_hint` already exceeds the limit is not buffered at
+//! all. Capturing takes an uncontended lock per data frame (only for requests with a body).
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};

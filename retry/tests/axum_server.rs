@@ -1,6 +1,7 @@
 //! Against a real axum server on 127.0.0.1, through a real hyper-util client: a flapping
 //! endpoint gets byte-identical bodies on every attempt; a body over the limit is sent once;
 //! a refused connection is retried.
+#![cfg(feature = "http")]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

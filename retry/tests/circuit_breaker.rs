@@ -1,6 +1,7 @@
 //! End to end with a real `palisade-circuit-breaker` inside the retry layer: an open breaker's
 //! rejection is retried only after its `retry_after`, within the deadline; otherwise it is
 //! returned at once.
+#![cfg(all(feature = "http", feature = "circuit-breaker"))]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,6 +1,7 @@
 //! A real tonic server on 127.0.0.1 answering UNAVAILABLE, called through a tonic-generated
 //! client (`HealthClient`) over `Retry -> tonic_body -> Channel`: retried with
 //! `grpc-previous-rpc-attempts` on each retry; pushback honoured.
+#![cfg(feature = "grpc")]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

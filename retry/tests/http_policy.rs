@@ -1,5 +1,6 @@
 //! The HTTP policy with an in-process inner service (paused time): statuses, idempotency,
 //! `Retry-After`, connection errors, and the `Attempt` in every request's extensions.
+#![cfg(feature = "http")]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
