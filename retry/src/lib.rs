@@ -32,8 +32,13 @@
 //! A client stack, outermost first: `Retry -> CircuitBreaker -> (client trace) ->
 //! (per-try timeout) -> client`. Retry sits outside the breaker so that every attempt passes
 //! it, and a rejection by an open breaker is waited out rather than hammered.
+//! (Needs the features `http` and `circuit-breaker`.)
 //!
-//! ```
+#![cfg_attr(all(feature = "http", feature = "circuit-breaker"), doc = "```")]
+#![cfg_attr(
+    not(all(feature = "http", feature = "circuit-breaker")),
+    doc = "```ignore"
+)]
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicU32, Ordering};
 //! use std::time::Duration;
