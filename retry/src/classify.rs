@@ -97,6 +97,12 @@ pub(crate) fn classify_error(err: &(dyn Error + 'static)) -> Decision {
         {
             return Decision::retry("connection error");
         }
+        // A tonic channel's own error: the call failed in transport (a gRPC status from the
+        // server is a response, not an error, at this level).
+        #[cfg(feature = "grpc")]
+        if e.is::<tonic::transport::Error>() {
+            return Decision::retry("connection error");
+        }
         cur = e.source();
     }
     Decision::Return

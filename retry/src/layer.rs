@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use crate::config::{Config, Shared};
+use crate::observe::Stats;
 use crate::{Builder, Retry};
 
 /// Retries failed requests with backoff, jitter, a retry budget and safe body replay.
@@ -36,6 +37,13 @@ impl<P> RetryLayer<P> {
     /// The layer's name.
     pub fn name(&self) -> &str {
         &self.shared.observer.name
+    }
+
+    /// Retry and budget counters, shared by every clone of this layer and its services.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            shared: self.shared.clone(),
+        }
     }
 }
 

@@ -140,6 +140,6 @@ pub use classify::find_circuit_open;
 pub use config::Builder;
 pub use error::ConfigError;
 pub use layer::RetryLayer;
-pub use observe::RetryEvent;
+pub use observe::{RetryEvent, Stats};
 pub use policy::{Decision, Policy, Replay, RetryIf};
 pub use service::Retry;

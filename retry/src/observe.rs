@@ -19,6 +19,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::Attempt;
@@ -68,6 +69,8 @@ pub(crate) type Hook = Arc<dyn Fn(&RetryEvent<'_>) + Send + Sync>;
 pub(crate) struct Observer {
     pub(crate) name: Arc<str>,
     pub(crate) on_retry: Option<Hook>,
+    retries: AtomicU64,
+    budget_exhausted: AtomicU64,
     #[cfg(feature = "metrics")]
     done: metrics::Counter,
     #[cfg(feature = "metrics")]
@@ -117,6 +120,8 @@ impl Observer {
         Self {
             name,
             on_retry,
+            retries: AtomicU64::new(0),
+            budget_exhausted: AtomicU64::new(0),
             #[cfg(feature = "metrics")]
             done,
             #[cfg(feature = "metrics")]
@@ -131,11 +136,11 @@ impl Observer {
     }
 
     #[inline]
-    #[cfg_attr(
-        not(any(feature = "metrics", feature = "tracing")),
-        allow(clippy::unused_self)
-    )]
     pub(crate) fn done(&self, attempts: u32, gave_up: Option<GiveUp>) {
+        // Off the success path: only a request that wanted a retry gets here with `Some`.
+        if gave_up == Some(GiveUp::Budget) {
+            self.budget_exhausted.fetch_add(1, Ordering::Relaxed);
+        }
         #[cfg(feature = "metrics")]
         {
             if gave_up.is_some() {
@@ -160,6 +165,7 @@ impl Observer {
     }
 
     pub(crate) fn retry(&self, attempt: Attempt, reason: &'static str, delay: Duration) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         self.retried.increment(1);
         #[cfg(feature = "tracing")]
@@ -178,5 +184,37 @@ impl Observer {
                 delay,
             });
         }
+    }
+}
+
+/// Counters of a [`RetryLayer`](crate::RetryLayer), shared by all its clones and services:
+/// from [`RetryLayer::stats`](crate::RetryLayer::stats). Updated only when a request fails in
+/// a retryable way, never on the success path.
+#[derive(Clone)]
+pub struct Stats {
+    pub(crate) shared: Arc<crate::config::Shared>,
+}
+
+impl fmt::Debug for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stats")
+            .field("retries", &self.retries())
+            .field("budget_exhausted", &self.budget_exhausted())
+            .finish()
+    }
+}
+
+impl Stats {
+    /// Retries made so far (attempts after the first).
+    pub fn retries(&self) -> u64 {
+        self.shared.observer.retries.load(Ordering::Relaxed)
+    }
+
+    /// Retries refused because the retry budget was spent.
+    pub fn budget_exhausted(&self) -> u64 {
+        self.shared
+            .observer
+            .budget_exhausted
+            .load(Ordering::Relaxed)
     }
 }

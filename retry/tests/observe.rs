@@ -56,6 +56,9 @@ async fn metrics_and_events_for_retries_and_an_exhausted_budget() {
     assert_eq!(svc.clone().oneshot(0).await, Err("down")); // one retry, then the budget is spent
     assert_eq!(svc.clone().oneshot(0).await, Err("down")); // budget spent at once
 
+    let stats = layer.stats();
+    assert_eq!((stats.retries(), stats.budget_exhausted()), (1, 2));
+
     let snap = snapshotter.snapshot().into_vec();
     let get = |name: &str, outcome: Option<&str>| {
         snap.iter()
