@@ -69,9 +69,9 @@ pub(crate) fn classify_error(err: &(dyn Error + 'static)) -> Decision {
         #[cfg(feature = "circuit-breaker")]
         if let Some(open) = e.downcast_ref::<palisade_circuit_breaker::error::CircuitOpen>() {
             return match open.retry_after() {
-                Some(d) => Decision::Retry {
+                Some(after) => Decision::RetryAfter {
                     reason: "circuit open",
-                    hint: Some(d),
+                    after,
                 },
                 None => Decision::Return,
             };

@@ -118,12 +118,14 @@ where
                     let result = ready!(fut.poll(cx));
                     let local = &**this.local;
                     let observer = &local.shared.observer;
-                    let (reason, hint) = match local.policy.classify(this.saved, &result) {
+                    let decision = local.policy.classify(this.saved, &result);
+                    let (reason, hint, strict) = match decision {
                         Decision::Return => {
                             observer.done(*this.attempt, None);
                             return Poll::Ready(result);
                         }
-                        Decision::Retry { reason, hint } => (reason, hint),
+                        Decision::Retry { reason, hint } => (reason, hint, false),
+                        Decision::RetryAfter { reason, after } => (reason, Some(after), true),
                     };
                     let config = &local.config;
                     if *this.attempt >= config.max_attempts {
@@ -146,6 +148,10 @@ where
                         config.max_delay,
                         rng,
                     );
+                    if strict && hint.is_some_and(|h| h > config.max_delay) {
+                        observer.done(*this.attempt, Some(GiveUp::HintTooLong));
+                        return Poll::Ready(result);
+                    }
                     let delay = hint
                         .map_or(backoff, |h| h.max(backoff))
                         .min(config.max_delay);

@@ -60,6 +60,7 @@ impl RetryEvent<'_> {
 pub(crate) enum GiveUp {
     Attempts,
     Deadline,
+    HintTooLong,
     NotReplayable,
     Budget,
 }

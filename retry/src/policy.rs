@@ -23,9 +23,20 @@ pub enum Decision {
     Retry {
         /// Why, for events and logs (e.g. `"status 503"`, `"connection error"`).
         reason: &'static str,
-        /// The server's or the breaker's hint: wait at least this long (`Retry-After`,
-        /// `grpc-retry-pushback-ms`, `CircuitOpen::retry_after`).
+        /// The server's hint: wait at least this long (`Retry-After`,
+        /// `grpc-retry-pushback-ms`). The wait is the larger of the backoff and the hint,
+        /// capped by [`max_delay`](crate::Builder::max_delay).
         hint: Option<Duration>,
+    },
+    /// Retry only after `after`, never sooner: when that is longer than
+    /// [`max_delay`](crate::Builder::max_delay) or ends past the deadline, the result is
+    /// returned at once. A circuit breaker's rejection (`CircuitOpen::retry_after`): retrying
+    /// earlier would only be rejected again.
+    RetryAfter {
+        /// Why, for events and logs (e.g. `"circuit open"`).
+        reason: &'static str,
+        /// The earliest time to retry.
+        after: Duration,
     },
 }
 

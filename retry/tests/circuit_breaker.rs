@@ -119,3 +119,31 @@ async fn an_open_breaker_past_the_deadline_is_returned_at_once() {
     assert_eq!(t0.elapsed(), Duration::from_millis(10));
     assert!(palisade_retry::find_circuit_open(&*err).is_some());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_longer_than_max_delay_is_returned_at_once() {
+    let breaker = CircuitBreakerLayer::builder("inventory")
+        .consecutive_failures(1)
+        .wait_duration(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let retry = RetryLayer::builder("inventory", HttpPolicy::new())
+        .backoff(Backoff::constant(Duration::from_millis(10)))
+        .jitter(Jitter::None)
+        .max_delay(Duration::from_millis(250))
+        .without_budget()
+        .build()
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(retry)
+        .layer(breaker)
+        .service(downstream(100, calls.clone()));
+    let t0 = Instant::now();
+    let err = svc.oneshot(get()).await.unwrap_err();
+    assert!(err.is::<CircuitOpen>(), "{err}");
+    // The refused attempt was retried once after 10 ms and found the breaker open: the
+    // rejection is not retried early (max_delay 250 ms < 30 s), nor hammered.
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(t0.elapsed(), Duration::from_millis(10));
+}
