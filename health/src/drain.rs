@@ -185,8 +185,19 @@ impl HealthRegistry {
     /// Registers a blocking shutdown hook (run on tokio's blocking pool), such as
     /// flushing an OpenTelemetry provider:
     ///
-    /// ```ignore
-    /// health.on_shutdown_blocking("otel", move || { let _ = provider.shutdown(); });
+    /// ```
+    /// # struct SdkTracerProvider;
+    /// # impl SdkTracerProvider { fn shutdown(&self) -> Result<(), String> { Ok(()) } }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let provider = SdkTracerProvider;
+    /// let health = palisade_health::HealthRegistry::builder().build()?;
+    /// health.on_shutdown_blocking("otel", move || {
+    ///     let _ = provider.shutdown();
+    /// });
+    /// // … serve until drained, then:
+    /// assert!(health.run_shutdown_hooks().await.all_completed());
+    /// # Ok(()) }
     /// ```
     pub fn on_shutdown_blocking<F>(&self, name: impl Into<String>, hook: F)
     where

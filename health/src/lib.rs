@@ -73,15 +73,29 @@
 //! ```
 //!
 //! With tonic, put the same layer on the server and serve gRPC health from the same
-//! registry (feature `grpc`):
+//! registry (feature `grpc`). `accept_http1` lets HTTP/1.1 probes (Kubernetes
+//! `httpGet`) reach the layer; Kubernetes' native `grpc` probes use the gRPC service:
 //!
-//! ```ignore
+#![cfg_attr(feature = "grpc", doc = "```no_run")]
+#![cfg_attr(not(feature = "grpc"), doc = "```ignore")]
+//! # use std::time::Duration;
+//! # use palisade_health::{HealthCheck, HealthRegistry, check_fn};
+//! # async fn ping_database() -> Result<(), std::io::Error> { Ok(()) }
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let health = HealthRegistry::builder().build()?;
+//! health.register(HealthCheck::readiness("sqlite", check_fn(ping_database)))?;
+//! // `inventory.v1.Inventory` is SERVING while the `sqlite` check is healthy.
+//! health.add_grpc_service("inventory.v1.Inventory", ["sqlite"])?;
+//!
 //! tonic::transport::Server::builder()
+//!     .accept_http1(true)
 //!     .layer(health.layer())
 //!     .add_service(health.grpc_service())
-//!     .add_service(InventoryServer::new(inventory))
-//!     .serve_with_shutdown(addr, health.shutdown_signal())
+//!     // .add_service(InventoryServer::new(inventory))
+//!     .serve_with_shutdown("0.0.0.0:50051".parse()?, health.shutdown_signal())
 //!     .await?;
+//! health.run_shutdown_hooks().await;
+//! # Ok(()) }
 //! ```
 //!
 //! A probe's body, with details shown:

@@ -154,7 +154,7 @@ async fn hooks_run_in_order_and_survive_panics_and_hangs_within_the_budget() {
     health.on_shutdown("boom", || async { panic!("hook panicked") });
     let blocking = push("blocking");
     health.on_shutdown_blocking("blocking", blocking);
-    health.on_shutdown("hang", || std::future::pending::<()>());
+    health.on_shutdown("hang", std::future::pending::<()>);
     health.on_shutdown("after", || async {});
 
     let start = Instant::now();
