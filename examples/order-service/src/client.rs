@@ -14,19 +14,28 @@ use palisade_circuit_breaker::grpc::GrpcClassifier;
 use palisade_circuit_breaker::{
     CircuitBreaker, CircuitBreakerHandle, CircuitBreakerLayer, SlidingWindow, State,
 };
+use palisade_retry::Retry;
+use palisade_retry::grpc::{GrpcPolicy, tonic_body};
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
-use tower::ServiceExt as _;
-use tower::retry::Retry;
 use tower::timeout::Timeout;
+use tower::util::MapRequest;
 
 use crate::config::Config;
 use crate::model::Line;
-use crate::retry::{self, Call, Op, Reply, RetryStats};
+use crate::retry::{self, RetryStats};
+
+/// The retry layer's replay body, boxed back into tonic's body above the channel.
+type ToTonicBody = fn(
+    http::Request<palisade_retry::ReplayBody<tonic::body::Body>>,
+) -> http::Request<tonic::body::Body>;
 
 /// The service stack around the channel, outermost first; see [`InventoryClient::new`].
-pub(crate) type Stack = CircuitBreaker<ClientTrace<Timeout<Channel>>, GrpcClassifier>;
+pub(crate) type Stack = Retry<
+    CircuitBreaker<ClientTrace<Timeout<MapRequest<Channel, ToTonicBody>>>, GrpcClassifier>,
+    GrpcPolicy,
+>;
 
 /// A failed inventory call, sorted by what the caller can do about it.
 #[derive(Debug)]
@@ -86,7 +95,7 @@ pub struct BreakerTransition {
 /// retry budget.
 #[derive(Debug, Clone)]
 pub(crate) struct InventoryClient {
-    client: Retry<retry::Policy, retry::Typed>,
+    client: InventoryServiceClient<Stack>,
     deadline: Duration,
     breaker: CircuitBreakerHandle,
     transitions: BreakerLog,
@@ -112,14 +121,15 @@ impl InventoryClient {
     /// The stack, outermost first:
     ///
     /// ```text
-    /// Retry -> CircuitBreaker -> ClientTrace -> Timeout(per try) -> Channel
+    /// Retry -> CircuitBreaker -> ClientTrace -> Timeout(per try) -> tonic_body -> Channel
     /// ```
     ///
     /// - **Retry** is outermost, so every attempt passes the breaker and gets its own
     ///   CLIENT span (with `http.request.resend_count`, as OpenTelemetry asks): a failing
     ///   attempt counts against the breaker, and once it opens the next attempt is
-    ///   rejected at once and is not retried. The whole call, attempts and backoff
-    ///   included, is bounded by the configured deadline.
+    ///   rejected at once and is not retried (see [`crate::retry`]). The whole call,
+    ///   attempts and backoff included, is bounded by the configured deadline.
+    /// - **`tonic_body`** boxes the retry layer's replay body back into the channel's body.
     /// - The breaker sits **outside the trace layer**: a rejected attempt sends nothing
     ///   and makes no CLIENT span.
     /// - The **breaker** classifies by `grpc-status`: `UNAVAILABLE`, `DEADLINE_EXCEEDED`,
@@ -185,20 +195,23 @@ impl InventoryClient {
                 ))
             })?;
         let handle = breaker.handle();
+        let retry = retry::layer(config.max_attempts, config.deadline).map_err(|e| {
+            crate::Error::Config(crate::ConfigError::invalid(
+                "INVENTORY_MAX_ATTEMPTS",
+                &config.max_attempts.to_string(),
+                &e.to_string(),
+            ))
+        })?;
+        let stats = RetryStats(retry.stats());
         let stack = tower::ServiceBuilder::new()
+            .layer(retry)
             .layer(breaker)
             .layer(ClientTraceLayer::grpc(&config.inventory_url))
             .timeout(config.try_timeout)
+            .layer(tonic_body())
             .service(channel);
-        let stats = RetryStats::default();
-        let typed = retry::Typed {
-            client: InventoryServiceClient::new(stack),
-        };
         Ok(Self {
-            client: Retry::new(
-                retry::Policy::new(config.max_attempts, stats.clone()),
-                typed,
-            ),
+            client: InventoryServiceClient::new(stack),
             deadline: config.deadline,
             breaker: handle,
             transitions,
@@ -222,10 +235,12 @@ impl InventoryClient {
     }
 
     /// Runs one call through the stack, within the deadline.
-    async fn call(&self, op: Op) -> Result<Reply, CallError> {
-        let call = self.client.clone().oneshot(Call::new(op));
+    async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<tonic::Response<T>, Status>>,
+    ) -> Result<T, CallError> {
         match tokio::time::timeout(self.deadline, call).await {
-            Ok(Ok(reply)) => Ok(reply),
+            Ok(Ok(reply)) => Ok(reply.into_inner()),
             Ok(Err(status)) => Err(CallError::from_status(&status)),
             Err(_) => Err(CallError::Unavailable(format!(
                 "no answer within the {} ms deadline",
@@ -250,9 +265,8 @@ impl InventoryClient {
                 })
                 .collect(),
         };
-        let Reply::Reserve(response) = self.call(Op::Reserve(request)).await? else {
-            return Err(CallError::Unavailable("mismatched reply".to_owned()));
-        };
+        let mut client = self.client.clone();
+        let response = self.call(client.reserve(request)).await?;
         response
             .reservation
             .map(|r| r.reservation_id)
@@ -266,9 +280,7 @@ impl InventoryClient {
         let request = ReleaseRequest {
             order_id: order_id.to_owned(),
         };
-        match self.call(Op::Release(request)).await? {
-            Reply::Release(r) => Ok(r.released),
-            Reply::Reserve(_) => Err(CallError::Unavailable("mismatched reply".to_owned())),
-        }
+        let mut client = self.client.clone();
+        Ok(self.call(client.release(request)).await?.released)
     }
 }
