@@ -193,8 +193,8 @@ impl HealthRegistry {
         }
     }
 
-    /// True once every startup check has passed (at the same time, once), or when
-    /// there are none.
+    /// True once every startup check has completed a run with none failing critically
+    /// (at the same time, once), or when there are none. It stays true.
     pub fn is_started(&self) -> bool {
         self.inner.current().started
     }

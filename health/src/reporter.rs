@@ -68,12 +68,15 @@ struct View<'a> {
     entry: &'a CheckEntry,
     /// What it contributes to its endpoint, after criticality.
     contribution: Status,
+    /// No run has completed yet.
+    pending: bool,
     json: Value,
 }
 
 fn view<'a>(entry: &'a CheckEntry, now: Instant, expires_at: &mut Option<Instant>) -> View<'a> {
     let reg = &entry.reg;
     let latest = lock(&entry.latest).clone();
+    let pending = latest.is_none();
     let mut obj = Map::new();
     let status = match latest {
         None => {
@@ -139,6 +142,7 @@ fn view<'a>(entry: &'a CheckEntry, now: Instant, expires_at: &mut Option<Instant
     View {
         entry,
         contribution: reg.criticality.apply(status),
+        pending,
         json: Value::Object(obj),
     }
 }
@@ -170,7 +174,10 @@ pub(crate) fn build(
 
     let live_status = worst(of_kind(Kind::Liveness));
     let has_startup = of_kind(Kind::Startup).next().is_some();
-    let startup_ok = worst(of_kind(Kind::Startup)) != Status::Fail;
+    // Every startup check has completed a run (even a non-critical one: it has not
+    // passed while it is pending) and none fails the endpoint.
+    let startup_ok =
+        of_kind(Kind::Startup).all(|v| !v.pending) && worst(of_kind(Kind::Startup)) != Status::Fail;
     let started = if !has_startup || inner.started.load(Ordering::Acquire) {
         true
     } else if startup_ok {

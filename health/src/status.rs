@@ -55,8 +55,10 @@ pub enum Kind {
     Liveness,
     /// Feeds `/health/ready` and gRPC health: whether to route traffic here.
     Readiness,
-    /// Feeds `/health/startup`. Until every startup check has passed (all at the same
-    /// time, once), `/health/startup` and `/health/ready` fail.
+    /// Feeds `/health/startup`. Until every startup check has completed a run and
+    /// none fails (a non-critical one may fail: it only warns), all at the same time,
+    /// `/health/startup` and `/health/ready` fail; after that the service stays
+    /// started. Register startup checks before serving.
     Startup,
 }
 

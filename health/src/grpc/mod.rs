@@ -58,6 +58,16 @@ pub struct GrpcHealth {
     registry: HealthRegistry,
 }
 
+impl GrpcHealth {
+    /// The implementation answering from `registry`, for wrapping in
+    /// [`HealthServer`](pb::health_server::HealthServer) yourself (to set compression or
+    /// message size limits); [`HealthRegistry::grpc_service`] does that with the
+    /// defaults.
+    pub fn new(registry: HealthRegistry) -> Self {
+        Self { registry }
+    }
+}
+
 /// The stream type of `Watch`.
 pub type WatchStream =
     Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send + 'static>>;
