@@ -10,13 +10,35 @@
 //!   reads the body each time. Palisade captures it and replays it (zero backoff), against a
 //!   bare service called once.
 //!
+//! - `threads_N/*` (N = 2, or `PALISADE_BENCH_THREADS`): N threads, each with its own clone
+//!   of one service, all drawing on one shared retry budget; time per call per thread, so
+//!   perfect scaling reads the same as one thread.
+//!
 //! Futures here are always ready, so each call is driven by polling with a no-op waker: the
 //! harness adds no runtime overhead to either side.
+//!
+//! Measured on the 2-core development machine (shared with other builds, so ±20 %),
+//! `cargo bench -p palisade-benches --bench retry -- --warm-up-time 1 --measurement-time 3`,
+//! time per call:
+//!
+//! ```text
+//! success (u64)                       overhead over bare
+//! bare service_fn            1.0 ns
+//! palisade, default budget  47   ns   +46 ns  (Arc of the clone + stripe deposit + state machine)
+//! palisade, no budget       37   ns   +36 ns
+//! tower::retry + backoff    21   ns   +20 ns  (no budget, no hooks, Req: Clone)
+//! tower-resilience 0.13    115   ns  +114 ns
+//! threads_2: bare 0.6 ns, palisade 36 ns per call per thread (no loss from sharing the budget)
+//! http_success (GET, empty body): bare 142 ns, palisade 302 ns (+160 ns: parts kept for a
+//!   replay, and http's Extensions boxing the Attempt: 3 allocations)
+//! retry_once (PUT 1 KiB, 503 then 200): one bare call 204 ns, palisade 1.21 µs
+//! ```
 #![allow(missing_docs)]
 
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
+use std::sync::{Arc, Barrier};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -208,5 +230,49 @@ fn retry_once(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, success, http_success, retry_once);
+fn contended<S>(svc: &S, threads: usize, iters: u64) -> Duration
+where
+    S: Service<u64> + Clone + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let mut svc = svc.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..iters {
+                    black_box(one_call(&mut svc, black_box(1)).is_ok());
+                }
+                barrier.wait();
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = std::time::Instant::now();
+    barrier.wait();
+    let elapsed = start.elapsed();
+    for h in handles {
+        h.join().unwrap();
+    }
+    elapsed
+}
+
+fn threads(c: &mut Criterion) {
+    let n: usize = std::env::var("PALISADE_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let mut g = c.benchmark_group(format!("threads_{n}"));
+    let bare_svc = bare();
+    g.bench_function("bare", |b| b.iter_custom(|i| contended(&bare_svc, n, i)));
+    let layer = RetryLayer::builder("bench", RetryIf::new(|r: &Result<u64, Error>| r.is_err()))
+        .build()
+        .unwrap();
+    let svc = layer.layer(bare());
+    g.bench_function("palisade", |b| b.iter_custom(|i| contended(&svc, n, i)));
+    g.finish();
+}
+
+criterion_group!(benches, success, http_success, retry_once, threads);
 criterion_main!(benches);
