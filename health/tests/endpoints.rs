@@ -281,6 +281,11 @@ async fn runtime_heartbeat_fails_liveness_when_the_runtime_stalls() {
         .runtime_heartbeat(Duration::from_secs(1), Duration::from_secs(5))
         .build()
         .unwrap();
+    assert_eq!(
+        health.status(Kind::Liveness),
+        Status::Pass,
+        "live from the first probe"
+    );
     settle().await;
     let live = get(&health, "/health/live").await.json();
     assert_eq!(live["status"], "pass", "{live}");

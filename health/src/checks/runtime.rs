@@ -32,10 +32,19 @@ pub(crate) fn registration(hb: Heartbeat) -> HealthCheck {
 /// `interval + max_lag` and counts as `fail` too.
 pub(crate) fn spawn(inner: &Arc<Inner>, entry: Option<Arc<CheckEntry>>, hb: Heartbeat) {
     let Some(entry) = entry else { return };
+    // The registry is being built on a running runtime: the first beat is on time.
+    // Recording it now makes liveness pass from the first probe.
+    let now = Instant::now();
+    entry.record(CheckResult {
+        outcome: Outcome::pass().observed(0.0, "ms"),
+        at: now,
+        time: SystemTime::now(),
+        duration: std::time::Duration::ZERO,
+    });
     let weak = Arc::downgrade(inner);
     let mut stop = inner.stop.subscribe();
     inner.handle.spawn(async move {
-        let mut expected = Instant::now();
+        let mut expected = now + hb.interval;
         let mut last: Option<Status> = None;
         loop {
             tokio::select! {
