@@ -5,8 +5,8 @@ mod support;
 
 use std::convert::Infallible;
 
-use bytes::Bytes;
 use ::http::{Request, Response};
+use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -66,7 +66,10 @@ async fn plain_hyper_service_get_head_and_pass_through() {
     let addr = serve(&health).await;
 
     let live = probe::get(&addr, "/health/live").await.unwrap();
-    assert_eq!((live.status, live.body.as_str()), (200, r#"{"status":"pass"}"#));
+    assert_eq!(
+        (live.status, live.body.as_str()),
+        (200, r#"{"status":"pass"}"#)
+    );
     let other = probe::get(&addr, "/orders").await.unwrap();
     assert_eq!((other.status, other.body.as_str()), (200, "inner /orders"));
 
@@ -85,7 +88,10 @@ async fn plain_hyper_service_get_head_and_pass_through() {
     )
     .await;
     assert!(get.starts_with("http/1.1 503"), "{get}");
-    assert!(get.contains("content-type: application/health+json"), "{get}");
+    assert!(
+        get.contains("content-type: application/health+json"),
+        "{get}"
+    );
     assert!(get.contains("content-length: 17\r\n"), "{get}");
     assert!(get.ends_with("\r\n\r\n{\"status\":\"fail\"}"), "{get}");
 
@@ -96,7 +102,10 @@ async fn plain_hyper_service_get_head_and_pass_through() {
     )
     .await;
     assert!(head.starts_with("http/1.1 503"), "{head}");
-    assert!(head.contains("content-type: application/health+json"), "{head}");
+    assert!(
+        head.contains("content-type: application/health+json"),
+        "{head}"
+    );
     assert!(head.contains("content-length: 17\r\n"), "{head}");
     assert!(head.ends_with("\r\n\r\n"), "no body: {head:?}");
 }
