@@ -271,6 +271,35 @@ mod tests {
         assert!(b.withdraw(Instant::now()));
     }
 
+    /// Concurrent retries can never overspend: each is recorded before it is checked and
+    /// undone if it overdraws.
+    #[test]
+    fn concurrent_withdrawals_never_overspend() {
+        let b = std::sync::Arc::new(BudgetState::new(&Budget::new(
+            0.0,
+            5,
+            Duration::from_secs(10),
+        )));
+        let taken = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (b, taken) = (b.clone(), taken.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..2_000 {
+                        if b.withdraw(Instant::now()) {
+                            taken.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let taken = taken.load(Ordering::Relaxed);
+        assert!(taken <= 50 && taken > 0, "{taken}");
+    }
+
     proptest! {
         /// Over a long run of failures at any rate, the retries taken in every window never
         /// exceed the floor plus the ratio of the requests in that window.

@@ -165,3 +165,48 @@ async fn pushback_is_honoured_and_negative_pushback_stops_retries() {
         assert_eq!(delays.lock().unwrap().first().copied(), delay);
     }
 }
+
+/// In-process: a response whose status is left for the trailers has started streaming: the
+/// call is committed and never retried; a trailers-only UNAVAILABLE is.
+#[tokio::test]
+async fn a_committed_response_is_never_retried() {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use palisade_retry::{Attempt, ReplayBody};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use tower::{Layer, ServiceExt, service_fn};
+
+    for (trailers_only, calls_expected) in [(false, 1), (true, 2)] {
+        let calls = Arc::new(AtomicU32::new(0));
+        let c2 = calls.clone();
+        let svc = service_fn(move |req: http::Request<ReplayBody<Full<Bytes>>>| {
+            let n = c2.fetch_add(1, Ordering::SeqCst) + 1;
+            assert_eq!(req.extensions().get::<Attempt>().unwrap().number(), n);
+            let previous = req.headers().get("grpc-previous-rpc-attempts").cloned();
+            assert_eq!(previous.is_some(), n > 1);
+            let mut res = http::Response::new(Full::new(Bytes::from_static(b"\0\0\0\0\0")));
+            res.headers_mut()
+                .insert("content-type", "application/grpc".parse().unwrap());
+            if trailers_only {
+                res.headers_mut()
+                    .insert("grpc-status", "14".parse().unwrap());
+            }
+            std::future::ready(Ok::<_, std::io::Error>(res))
+        });
+        let layer = RetryLayer::builder("inventory", GrpcPolicy::new())
+            .backoff(Backoff::constant(Duration::ZERO))
+            .max_attempts(2)
+            .without_budget()
+            .build()
+            .unwrap();
+        let req = http::Request::post("http://127.0.0.1/grpc.health.v1.Health/Check")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let _ = layer.layer(svc).oneshot(req).await.unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            calls_expected,
+            "trailers-only: {trailers_only}"
+        );
+    }
+}

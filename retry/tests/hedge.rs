@@ -1,0 +1,132 @@
+//! Hedged requests (paused time): a slow first attempt is overtaken by the hedge, which wins;
+//! the loser is cancelled; fast answers and non-idempotent requests are never hedged.
+#![cfg(feature = "http")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body_util::Full;
+use palisade_retry::http::HttpPolicy;
+use palisade_retry::{Attempt, HedgeLayer, ReplayBody};
+use tokio::time::Instant;
+use tower::{Layer, ServiceExt, service_fn};
+
+const MS: Duration = Duration::from_millis(1);
+
+struct Live(Arc<AtomicU32>);
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Attempt 1 takes `first`, attempt 2 takes `second`; each answers with its attempt number.
+fn replicas(
+    first: Duration,
+    second: Duration,
+    calls: Arc<AtomicU32>,
+    live: Arc<AtomicU32>,
+) -> impl tower::Service<
+    Request<ReplayBody<Full<Bytes>>>,
+    Response = Response<u32>,
+    Error = std::io::Error,
+    Future = impl Send,
+> + Clone {
+    service_fn(move |req: Request<ReplayBody<Full<Bytes>>>| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        live.fetch_add(1, Ordering::SeqCst);
+        let guard = Live(live.clone());
+        let n = req.extensions().get::<Attempt>().unwrap().number();
+        let wait = if n == 1 { first } else { second };
+        async move {
+            tokio::time::sleep(wait).await;
+            drop(guard);
+            Ok(Response::new(n))
+        }
+    })
+}
+
+fn get(method: Method) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri("http://127.0.0.1/stock")
+        .body(Full::default())
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_first_attempt_is_overtaken_and_cancelled() {
+    let (calls, live) = (Arc::default(), Arc::new(AtomicU32::new(0)));
+    let layer = HedgeLayer::with_budget(HttpPolicy::new(), 50 * MS, None).unwrap();
+    let svc = layer.layer(replicas(
+        Duration::from_secs(5),
+        10 * MS,
+        calls,
+        live.clone(),
+    ));
+    let t0 = Instant::now();
+    let res = svc.oneshot(get(Method::GET)).await.unwrap();
+    assert_eq!(*res.body(), 2, "the hedge won");
+    assert_eq!(t0.elapsed(), 60 * MS);
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "the slow first attempt was cancelled"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fast_answer_is_not_hedged() {
+    let (calls, live) = (Arc::new(AtomicU32::new(0)), Arc::default());
+    let layer = HedgeLayer::with_budget(HttpPolicy::new(), 50 * MS, None).unwrap();
+    let svc = layer.layer(replicas(20 * MS, 20 * MS, calls.clone(), live));
+    let res = svc.oneshot(get(Method::GET)).await.unwrap();
+    assert_eq!(*res.body(), 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_attempt_still_wins_if_it_answers_first() {
+    let (calls, live) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let layer = HedgeLayer::with_budget(HttpPolicy::new(), 50 * MS, None).unwrap();
+    let svc = layer.layer(replicas(80 * MS, 500 * MS, calls.clone(), live.clone()));
+    let t0 = Instant::now();
+    let res = svc.oneshot(get(Method::GET)).await.unwrap();
+    assert_eq!(*res.body(), 1);
+    assert_eq!(t0.elapsed(), 80 * MS);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(live.load(Ordering::SeqCst), 0, "the hedge was cancelled");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_post_without_idempotency_key_is_never_hedged() {
+    let (calls, live) = (Arc::new(AtomicU32::new(0)), Arc::default());
+    let layer = HedgeLayer::with_budget(HttpPolicy::new(), 50 * MS, None).unwrap();
+    let svc = layer.layer(replicas(Duration::from_secs(1), MS, calls.clone(), live));
+    let res = svc.oneshot(get(Method::POST)).await.unwrap();
+    assert_eq!(*res.body(), 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn hedges_are_limited_by_the_budget() {
+    let (calls, live) = (Arc::new(AtomicU32::new(0)), Arc::default());
+    // No ratio, a floor of 1 per second over 1 s: one hedge, then none.
+    let budget = palisade_retry::Budget::new(0.0, 1, Duration::from_secs(1));
+    let layer = HedgeLayer::with_budget(HttpPolicy::new(), 50 * MS, Some(budget)).unwrap();
+    let svc = layer.layer(replicas(200 * MS, 10 * MS, calls.clone(), live));
+    for expected in [2, 1, 1] {
+        let res = svc.clone().oneshot(get(Method::GET)).await.unwrap();
+        assert_eq!(*res.body(), expected);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn an_invalid_delay_names_the_field() {
+    let e = HedgeLayer::new(HttpPolicy::new(), Duration::ZERO).unwrap_err();
+    assert_eq!(e.field(), "delay");
+}
