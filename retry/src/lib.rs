@@ -21,7 +21,9 @@
 //!   retried only after its `retry_after`, within budget and deadline, else returned at once;
 //! - **visible attempts**: every request carries an [`Attempt`] in its extensions (the client
 //!   trace layer records `http.request.resend_count` from it), an [`on_retry`](Builder::on_retry)
-//!   hook, `tracing` events and `metrics` (see [`observe`]);
+//!   hook, [`Stats`] counters, `tracing` events and `metrics` (see [`observe`]);
+//! - **hedged requests** for idempotent reads ([`HedgeLayer`]): a second attempt after a
+//!   delay, the first answer wins, the other is cancelled; budgeted too;
 //! - **cancellation-safe, no boxing**: the [response future](future::ResponseFuture) is a
 //!   pin-projected state machine; dropping it drops the attempt in flight and any wait.
 //!
