@@ -19,6 +19,7 @@ use crate::faults::FaultSettings;
 /// | `INVENTORY_FAULT_ERROR_RATE` | `0` | share of RPCs failed with `UNAVAILABLE`, 0 to 1 |
 /// | `INVENTORY_FAULT_LATENCY_MS` | `0` | latency added to every RPC, 0 to 60000 |
 /// | `INVENTORY_DRAIN_DELAY_MS` | `5000` | on shutdown, how long readiness fails before the servers stop |
+/// | `INVENTORY_REUSE_PORT` | `false` | `true`: bind both ports with `SO_REUSEPORT` (Unix), so a new instance can bind the same addresses before the old one is told to drain (rolling restart on one host) |
 #[derive(Debug, Clone)]
 pub struct Config {
     /// gRPC listen address.
@@ -34,6 +35,9 @@ pub struct Config {
     /// Renders `/metrics` on the admin port; `None` serves no `/metrics`. Not read from the
     /// environment: the binary installs the recorder and sets it.
     pub metrics: Option<PrometheusHandle>,
+    /// Bind both listeners with `SO_REUSEPORT`, so a second instance can take over the same
+    /// addresses while this one drains. Ignored where the platform has no `SO_REUSEPORT`.
+    pub reuse_port: bool,
 }
 
 impl Config {
@@ -47,6 +51,7 @@ impl Config {
             faults: FaultSettings::default(),
             drain_delay: Duration::ZERO,
             metrics: None,
+            reuse_port: false,
         }
     }
 
@@ -89,6 +94,12 @@ impl Config {
         let latency_ms = parse_ms(name, &v, 60_000)?;
         let (name, v) = var("INVENTORY_DRAIN_DELAY_MS", "5000");
         let drain_ms = parse_ms(name, &v, 600_000)?;
+        let (name, v) = var("INVENTORY_REUSE_PORT", "false");
+        let reuse_port = match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" | "" => false,
+            _ => return Err(ConfigError::new(name, &v, "expected true or false")),
+        };
         let faults = FaultSettings {
             error_rate,
             latency_ms,
@@ -100,6 +111,7 @@ impl Config {
             faults,
             drain_delay: Duration::from_millis(drain_ms),
             metrics: None,
+            reuse_port,
         })
     }
 }
@@ -178,6 +190,7 @@ mod tests {
         assert_eq!(c.db_path, PathBuf::from("inventory.db"));
         assert_eq!(c.faults.error_rate, 0.0);
         assert_eq!(c.drain_delay, Duration::from_secs(5));
+        assert!(!c.reuse_port);
     }
 
     #[test]
@@ -190,6 +203,7 @@ mod tests {
             ("INVENTORY_FAULT_ERROR_RATE", "NaN"),
             ("INVENTORY_FAULT_LATENCY_MS", "-1"),
             ("INVENTORY_DRAIN_DELAY_MS", "soon"),
+            ("INVENTORY_REUSE_PORT", "maybe"),
         ] {
             let err = Config::from_lookup(lookup(&[(var, value)])).unwrap_err();
             assert_eq!(err.var(), var, "{err}");
@@ -204,8 +218,10 @@ mod tests {
             ("INVENTORY_GRPC_ADDR", "127.0.0.1:1234"),
             ("INVENTORY_FAULT_ERROR_RATE", "0.25"),
             ("INVENTORY_FAULT_LATENCY_MS", "150"),
+            ("INVENTORY_REUSE_PORT", "true"),
         ]))
         .unwrap();
+        assert!(c.reuse_port);
         assert_eq!(c.grpc_addr, "127.0.0.1:1234".parse().unwrap());
         assert_eq!(c.faults.error_rate, 0.25);
         assert_eq!(c.faults.latency_ms, 150);

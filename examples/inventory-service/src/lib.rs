@@ -64,8 +64,8 @@ impl InventoryService {
                 source,
             })?;
         let health = health(&config, &store)?;
-        let grpc = bind("gRPC", config.grpc_addr).await?;
-        let admin = bind("admin", config.admin_addr).await?;
+        let grpc = bind("gRPC", config.grpc_addr, config.reuse_port)?;
+        let admin = bind("admin", config.admin_addr, config.reuse_port)?;
         Ok(Self {
             grpc,
             admin,
@@ -193,8 +193,34 @@ fn health(config: &Config, store: &Store) -> Result<HealthRegistry, Error> {
     Ok(health)
 }
 
-async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { what, addr, source })
+/// Binds a listener; with `reuse_port`, with `SO_REUSEPORT` (Unix) so that a new instance
+/// can bind the same address while this one drains (the kernel spreads new connections
+/// over both until the old listener closes).
+fn bind(what: &'static str, addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, Error> {
+    // Ignored where the platform has no `SO_REUSEPORT`.
+    let _ = reuse_port;
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // What `TcpListener::bind` does on Unix: rebinding a port with connections in
+        // TIME_WAIT (a restart) must work.
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        #[cfg(all(
+            unix,
+            not(target_os = "solaris"),
+            not(target_os = "illumos"),
+            not(target_os = "cygwin"),
+            not(target_os = "nuttx")
+        ))]
+        if reuse_port {
+            socket.set_reuseport(true)?;
+        }
+        socket.bind(addr)?;
+        socket.listen(1024)
+    };
+    listen().map_err(|source| Error::Bind { what, addr, source })
 }
