@@ -38,18 +38,33 @@ pub(crate) struct Shared {
 /// - `max_elapsed`: none (no deadline across attempts)
 /// - `budget`: 20 % of requests plus 10 retries per second over 10 s
 /// - `seed`: none (jitter from a thread-local generator)
+/// - `attempt_timeout`: none
+///
+/// `T` is [`NoTimeout`], or [`AttemptTimeout`] after [`attempt_timeout`](Self::attempt_timeout).
 #[must_use]
 #[derive(Clone)]
-pub struct Builder<P> {
+pub struct Builder<P, T = NoTimeout> {
     name: Arc<str>,
     policy: P,
     config: Config,
     budget: Option<Budget>,
     seed: Option<u64>,
     on_retry: Option<Hook>,
+    timeout: T,
 }
 
-impl<P: fmt::Debug> fmt::Debug for Builder<P> {
+/// No per-attempt timeout: the layer's services keep the inner service's error type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTimeout;
+
+/// A per-attempt timeout: the layer puts tower's `Timeout` between the retry loop and the
+/// inner service, so its services return `BoxError`, and a timed-out attempt (tower's
+/// `Elapsed`) is retried by the HTTP and gRPC policies. Set with
+/// [`Builder::attempt_timeout`].
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptTimeout(pub(crate) Duration);
+
+impl<P: fmt::Debug, T: fmt::Debug> fmt::Debug for Builder<P, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("name", &self.name)
@@ -58,6 +73,7 @@ impl<P: fmt::Debug> fmt::Debug for Builder<P> {
             .field("budget", &self.budget)
             .field("seed", &self.seed)
             .field("on_retry", &self.on_retry.is_some())
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -77,9 +93,29 @@ impl<P> Builder<P> {
             budget: Some(Budget::default()),
             seed: None,
             on_retry: None,
+            timeout: NoTimeout,
         }
     }
 
+    /// Bounds each attempt to `timeout` (1 ms..=1 day): the layer wraps the inner service in
+    /// tower's `Timeout`, so the services it makes return `BoxError` (the inner error boxed,
+    /// or tower's `Elapsed`), and a timed-out attempt is retried like a failed one. With a
+    /// deadline ([`max_elapsed`](Self::max_elapsed)), the whole call then lasts at most
+    /// `max_elapsed + timeout`. Defaults to none.
+    pub fn attempt_timeout(self, timeout: Duration) -> Builder<P, AttemptTimeout> {
+        Builder {
+            name: self.name,
+            policy: self.policy,
+            config: self.config,
+            budget: self.budget,
+            seed: self.seed,
+            on_retry: self.on_retry,
+            timeout: AttemptTimeout(timeout),
+        }
+    }
+}
+
+impl<P, T: TimeoutKind> Builder<P, T> {
     /// Attempts in total, the first included (1..=100). Defaults to 3.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.config.max_attempts = attempts;
@@ -149,8 +185,10 @@ impl<P> Builder<P> {
     /// - `max_delay` outside 1 ms..=1 day;
     /// - `max_elapsed` of zero;
     /// - `backoff` exponential with a factor below 1.0, NaN or infinite;
-    /// - `budget` with a ratio outside 0.0..=1.0 or a window outside 100 ms..=1 h.
-    pub fn build(self) -> Result<RetryLayer<P>, ConfigError> {
+    /// - `budget` with a ratio outside 0.0..=1.0 or a window outside 100 ms..=1 h;
+    /// - `attempt_timeout` outside 1 ms..=1 day.
+    pub fn build(self) -> Result<RetryLayer<P, T>, ConfigError> {
+        self.timeout.validate()?;
         let c = &self.config;
         if !(1..=100).contains(&c.max_attempts) {
             return Err(ConfigError::new(
@@ -180,6 +218,31 @@ impl<P> Builder<P> {
             self.policy,
             self.config,
             Arc::new(shared),
+            self.timeout,
         ))
+    }
+}
+
+/// Whether a layer bounds its attempts: [`NoTimeout`] or [`AttemptTimeout`].
+pub trait TimeoutKind: Clone + fmt::Debug {
+    #[doc(hidden)]
+    fn validate(&self) -> Result<(), ConfigError>;
+}
+
+impl TimeoutKind for NoTimeout {
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+impl TimeoutKind for AttemptTimeout {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.0 < Duration::from_millis(1) || self.0 > Duration::from_secs(86_400) {
+            return Err(ConfigError::new(
+                "attempt_timeout",
+                format!("must be in 1ms..=1day, got {:?}", self.0),
+            ));
+        }
+        Ok(())
     }
 }

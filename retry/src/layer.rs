@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use crate::config::{Config, Shared};
+use crate::config::{AttemptTimeout, Config, NoTimeout, Shared};
 use crate::observe::Stats;
 use crate::{Builder, Retry};
 
@@ -13,11 +13,15 @@ use crate::{Builder, Retry};
 /// Build one with [`RetryLayer::builder`] and a [`Policy`](crate::Policy). Cloning the layer
 /// shares its retry budget, hook and metrics: every service it makes, and every clone of those,
 /// draws on the same budget. See the [crate docs](crate) for an example.
+///
+/// `T` is [`NoTimeout`] (services keep the inner error type) or [`AttemptTimeout`] (each
+/// attempt is bounded by tower's `Timeout`; services return `BoxError`).
 #[derive(Debug, Clone)]
-pub struct RetryLayer<P> {
+pub struct RetryLayer<P, T = NoTimeout> {
     policy: P,
     config: Config,
     shared: Arc<Shared>,
+    timeout: T,
 }
 
 impl<P> RetryLayer<P> {
@@ -25,12 +29,15 @@ impl<P> RetryLayer<P> {
     pub fn builder(name: impl Into<Arc<str>>, policy: P) -> Builder<P> {
         Builder::new(name, policy)
     }
+}
 
-    pub(crate) fn from_parts(policy: P, config: Config, shared: Arc<Shared>) -> Self {
+impl<P, T> RetryLayer<P, T> {
+    pub(crate) fn from_parts(policy: P, config: Config, shared: Arc<Shared>, timeout: T) -> Self {
         Self {
             policy,
             config,
             shared,
+            timeout,
         }
     }
 
@@ -47,10 +54,23 @@ impl<P> RetryLayer<P> {
     }
 }
 
-impl<S, P: Clone> Layer<S> for RetryLayer<P> {
+impl<S, P: Clone> Layer<S> for RetryLayer<P, NoTimeout> {
     type Service = Retry<S, P>;
 
     fn layer(&self, inner: S) -> Retry<S, P> {
         Retry::from_parts(inner, self.policy.clone(), self.config, self.shared.clone())
+    }
+}
+
+impl<S, P: Clone> Layer<S> for RetryLayer<P, AttemptTimeout> {
+    type Service = Retry<tower::timeout::Timeout<S>, P>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Retry::from_parts(
+            tower::timeout::Timeout::new(inner, self.timeout.0),
+            self.policy.clone(),
+            self.config,
+            self.shared.clone(),
+        )
     }
 }

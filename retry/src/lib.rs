@@ -140,7 +140,7 @@ pub use body::ReplayBody;
 pub use budget::Budget;
 #[cfg(all(feature = "http", feature = "circuit-breaker"))]
 pub use classify::find_circuit_open;
-pub use config::Builder;
+pub use config::{AttemptTimeout, Builder, NoTimeout, TimeoutKind};
 pub use error::ConfigError;
 pub use hedge::{Hedge, HedgeLayer};
 pub use layer::RetryLayer;

@@ -87,7 +87,7 @@ impl<S, P> Retry<S, P> {
     }
 
     /// Wraps `inner` with `layer`'s settings (the same as `layer.layer(inner)`).
-    pub fn new(inner: S, layer: &RetryLayer<P>) -> Self
+    pub fn new(inner: S, layer: &RetryLayer<P, crate::config::NoTimeout>) -> Self
     where
         P: Clone,
     {

@@ -314,3 +314,45 @@ fn services_and_futures_are_send_and_layers_clone() {
     let fut = tower::Service::call(&mut svc, 1);
     send(&fut);
 }
+
+#[tokio::test(start_paused = true)]
+async fn attempt_timeout_cuts_a_hanging_attempt_and_retries() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c2 = calls.clone();
+    // The first attempt hangs; the second answers at once.
+    let svc = service_fn(move |x: u32| {
+        let n = c2.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok::<u32, std::io::Error>(x)
+        }
+    });
+    let layer = RetryLayer::builder(
+        "t",
+        RetryIf::new(|r: &Result<u32, tower::BoxError>| {
+            r.as_ref()
+                .is_err_and(|e| e.is::<tower::timeout::error::Elapsed>())
+        }),
+    )
+    .backoff(Backoff::constant(10 * MS))
+    .jitter(Jitter::None)
+    .without_budget()
+    .attempt_timeout(Duration::from_secs(1))
+    .build()
+    .unwrap();
+    let t0 = Instant::now();
+    assert_eq!(layer.layer(svc).oneshot(9).await.unwrap(), 9);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(t0.elapsed(), Duration::from_secs(1) + 10 * MS);
+}
+
+#[test]
+fn attempt_timeout_is_validated() {
+    let e = RetryLayer::builder("t", always())
+        .attempt_timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.field(), "attempt_timeout");
+}
