@@ -20,6 +20,16 @@ pub const CONTENT_TYPE_HEALTH_JSON: &str = "application/health+json";
 /// [`Bytes`](bytes::Bytes): axum routers, tonic servers, hyper services. A probe costs
 /// no allocation beyond the response's headers, takes no lock, and never runs a check.
 /// Build it with [`HealthRegistry::layer`].
+///
+/// Put it outermost, and keep the service directly inside it always ready, as axum
+/// routers and tonic servers are: tower requires the inner service's `poll_ready`
+/// before each call, so a saturated concurrency limit or load shedder between this
+/// layer and the router would hold probes back too, and an orchestrator would restart
+/// a process that is merely busy. Limit routes instead (axum's `Router::route_layer`).
+///
+/// ```text
+/// Health  ->  ServerTrace + metrics  ->  Router  ->  (per route) ConcurrencyLimit  ->  handler
+/// ```
 #[derive(Debug, Clone)]
 pub struct Health<S> {
     inner: S,

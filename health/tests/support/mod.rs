@@ -22,8 +22,9 @@ pub fn registry() -> HealthRegistry {
 
 /// The inner service used behind the layer: answers `inner <path>` with 200.
 pub fn app()
--> impl Service<Request<Full<Bytes>>, Response = Response<Full<Bytes>>, Error = Infallible> + Clone
-{
+-> impl Service<Request<Full<Bytes>>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send>
++ Clone
++ Send {
     service_fn(|req: Request<Full<Bytes>>| async move {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
             "inner {} {}",
