@@ -14,6 +14,25 @@
 //!    [shutdown timeout](crate::HealthRegistryBuilder::shutdown_timeout).
 //!
 //! A second signal during the delay skips the rest of it.
+//!
+//! # Kubernetes
+//!
+//! Probe the three endpoints, and give the pod time for the whole sequence:
+//! `terminationGracePeriodSeconds` above the drain delay, plus the longest request,
+//! plus the shutdown timeout. With the defaults (5 s delay, 10 s hook budget):
+//!
+//! ```text
+//! terminationGracePeriodSeconds: 30
+//! containers:
+//!   - startupProbe:   { httpGet: { path: /health/startup, port: 8080 }, periodSeconds: 2, failureThreshold: 30 }
+//!     livenessProbe:  { httpGet: { path: /health/live,    port: 8080 }, periodSeconds: 10, failureThreshold: 3 }
+//!     readinessProbe: { httpGet: { path: /health/ready,   port: 8080 }, periodSeconds: 2, failureThreshold: 1 }
+//! ```
+//!
+//! The drain delay should exceed the readiness probe's `periodSeconds ×
+//! failureThreshold`, so the endpoint is removed before the server stops accepting. For
+//! gRPC services, `grpc: { port: 50051 }` probes use [`grpc_service`](HealthRegistry::grpc_service)
+//! and follow the same drain (feature `grpc`).
 
 use std::fmt;
 use std::future::Future;
