@@ -14,16 +14,18 @@
 //! The window is a ring of 16 slots, each stamped with the epoch (slot number since the layer
 //! was built) it counts for; a slot whose stamp is older than the window is reset by
 //! compare-and-swap when it is next written, so nothing ever locks to rotate the window.
-//! Requests are deposited into the calling service clone's own *stripe* (tower clones a service
-//! per connection or task; clones are spread over 16 cache-padded stripes), so the success path
-//! writes no word that other clones write. The current epoch is a read-mostly word, advanced by
-//! whoever reads the clock: every retry decision, and every 64th call of a clone. Only a retry
+//! Requests are deposited into the calling *thread's* stripe (threads are spread over 16
+//! cache-padded stripes, whatever the number of service clones), so the success path writes no
+//! word that another thread writes. The current epoch is a read-mostly word, advanced by
+//! whoever reads the clock: every retry decision, and every 61st call on a thread (a prime, so
+//! that layers interleaved on one thread all get their turn). Only a retry
 //! sums the stripes. A retry is recorded before it is checked and undone if it overdraws, so
 //! concurrent retries can never overspend the budget.
 //!
 //! The budget is shared by every clone of the [`RetryLayer`](crate::RetryLayer) and of the
 //! services it makes.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -33,6 +35,29 @@ use crate::ConfigError;
 
 const SLOTS: usize = 16;
 const STRIPES: usize = 16;
+/// How often (in calls on a thread) the success path reads the clock.
+const TICK_EVERY: u32 = 61;
+
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's stripe (`u32::MAX` until first used) and its call count.
+    static THREAD: Cell<(u32, u32)> = const { Cell::new((u32::MAX, 0)) };
+}
+
+/// The calling thread's stripe, and whether this call should read the clock.
+#[inline]
+fn thread_stripe() -> (usize, bool) {
+    THREAD.with(|c| {
+        let (mut stripe, calls) = c.get();
+        if stripe == u32::MAX {
+            stripe = (NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES) as u32;
+        }
+        let calls = calls.wrapping_add(1);
+        c.set((stripe, calls));
+        (stripe as usize, calls.is_multiple_of(TICK_EVERY))
+    })
+}
 
 /// Retry budget settings: see the [module docs](crate::budget).
 ///
@@ -113,7 +138,6 @@ pub(crate) struct BudgetState {
     reserve: f64,
     ratio: f64,
     epoch: AtomicU64,
-    next_stripe: AtomicUsize,
     stripes: [Stripe; STRIPES],
     retries: Stripe,
 }
@@ -159,15 +183,9 @@ impl BudgetState {
             reserve: f64::from(budget.min_per_sec) * budget.window.as_secs_f64(),
             ratio: budget.ratio,
             epoch: AtomicU64::new(0),
-            next_stripe: AtomicUsize::new(0),
             stripes: Default::default(),
             retries: Stripe::default(),
         }
-    }
-
-    /// A stripe index for a new service clone.
-    pub(crate) fn stripe(&self) -> usize {
-        self.next_stripe.fetch_add(1, Ordering::Relaxed) % STRIPES
     }
 
     /// Moves the epoch on to `now`'s; returns it.
@@ -177,13 +195,23 @@ impl BudgetState {
         self.epoch.fetch_max(e, Ordering::Relaxed).max(e)
     }
 
-    /// Counts one request, in stripe `stripe`.
+    /// Counts one request, in the calling thread's stripe.
+    #[inline]
+    pub(crate) fn deposit(&self) {
+        let (stripe, tick) = thread_stripe();
+        if tick {
+            self.tick(Instant::now());
+        }
+        self.deposit_into(stripe);
+    }
+
+    /// Counts one request in stripe `stripe`.
     ///
-    /// A stripe is written by the clones it was handed to (one, until there are more than 16
-    /// clones), so a plain load and store does: a deposit lost to a race between two clones
+    /// A stripe is written by the threads it was handed to (one, until there are more than 16
+    /// threads), so a plain load and store does: a deposit lost to a race between two threads
     /// sharing a stripe only makes the budget stricter, never looser.
     #[inline]
-    pub(crate) fn deposit(&self, stripe: usize) {
+    fn deposit_into(&self, stripe: usize) {
         let e = self.epoch.load(Ordering::Relaxed);
         let slot = &self.stripes[stripe % STRIPES].0[e as usize % SLOTS];
         let cur = slot.load(Ordering::Relaxed);
@@ -246,7 +274,7 @@ mod tests {
     async fn ratio_of_requests() {
         let b = BudgetState::new(&Budget::new(0.5, 0, Duration::from_secs(10)));
         for i in 0..10 {
-            b.deposit(i);
+            b.deposit_into(i);
         }
         for _ in 0..5 {
             assert!(b.withdraw(Instant::now()));
@@ -258,14 +286,14 @@ mod tests {
     async fn refills_after_recovery() {
         let b = BudgetState::new(&Budget::new(0.1, 0, Duration::from_secs(10)));
         for _ in 0..100 {
-            b.deposit(0);
+            b.deposit_into(0);
         }
         while b.withdraw(Instant::now()) {}
         assert!(b.remaining(Instant::now()) < 1.0);
         tokio::time::advance(Duration::from_secs(11)).await;
         b.tick(Instant::now());
         for _ in 0..100 {
-            b.deposit(3);
+            b.deposit_into(3);
         }
         assert!(b.remaining(Instant::now()) >= 10.0);
         assert!(b.withdraw(Instant::now()));
@@ -318,7 +346,7 @@ mod tests {
                     b.tick(now);
                     let mut taken = 0;
                     for i in 0..per_tick {
-                        b.deposit(i as usize);
+                        b.deposit_into(i as usize);
                         if b.withdraw(now) { taken += 1; }
                     }
                     history.push((u64::from(per_tick), taken));

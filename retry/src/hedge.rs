@@ -82,13 +82,11 @@ impl<S, P: Clone> Layer<S> for HedgeLayer<P> {
     type Service = Hedge<S, P>;
 
     fn layer(&self, inner: S) -> Hedge<S, P> {
-        let stripe = self.budget.as_ref().map_or(0, |b| b.stripe());
         Hedge {
             inner,
             policy: self.policy.clone(),
             delay: self.delay,
             budget: self.budget.clone(),
-            stripe,
         }
     }
 }
@@ -100,7 +98,6 @@ pub struct Hedge<S, P> {
     policy: P,
     delay: Duration,
     budget: Option<Arc<BudgetState>>,
-    stripe: usize,
 }
 
 impl<S, P> Hedge<S, P> {
@@ -137,8 +134,7 @@ where
         let clone = self.inner.clone();
         let mut svc = std::mem::replace(&mut self.inner, clone);
         if let Some(b) = &self.budget {
-            b.tick(Instant::now());
-            b.deposit(self.stripe);
+            b.deposit();
         }
         let (request, saved) = self.policy.prepare(req, Attempt::new(1));
         let first = svc.call(request);

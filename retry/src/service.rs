@@ -12,12 +12,12 @@ use crate::future::ResponseFuture;
 use crate::policy::{Policy, Replay};
 use crate::{Attempt, RetryLayer};
 
-/// What a service clone and its response futures share: its own budget stripe.
+/// What a service clone and its response futures share (a per-clone reference count, so
+/// futures of different clones never bump the same counter).
 pub(crate) struct Local<P> {
     pub(crate) policy: P,
     pub(crate) config: Config,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) stripe: usize,
 }
 
 impl<P: fmt::Debug> fmt::Debug for Local<P> {
@@ -25,33 +25,31 @@ impl<P: fmt::Debug> fmt::Debug for Local<P> {
         f.debug_struct("Local")
             .field("policy", &self.policy)
             .field("config", &self.config)
-            .field("stripe", &self.stripe)
             .finish_non_exhaustive()
     }
 }
 
 impl<P> Local<P> {
     fn new(policy: P, config: Config, shared: Arc<Shared>) -> Arc<Self> {
-        let stripe = shared.budget.as_ref().map_or(0, |b| b.stripe());
         Arc::new(Self {
             policy,
             config,
             shared,
-            stripe,
         })
     }
 }
 
 /// Retries requests to `S` according to the policy `P`; made by [`RetryLayer`].
 ///
-/// Each clone gets its own stripe of the shared retry budget (so clones made per connection or
-/// per task never write the same counter on the success path); cloning therefore allocates once.
+/// Each clone has its own small shared block (policy, settings, a reference to the layer's
+/// shared state), so response futures of clones made per connection or per task never bump the
+/// same reference count; cloning therefore allocates once. The retry budget is striped by
+/// thread, whatever the clones.
 /// The inner service must be `Clone`: the response future keeps a clone, made ready again
 /// before each retry, as `tower::retry` does.
 pub struct Retry<S, P> {
     inner: S,
     local: Arc<Local<P>>,
-    calls: u32,
 }
 
 impl<S: fmt::Debug, P: fmt::Debug> fmt::Debug for Retry<S, P> {
@@ -72,7 +70,6 @@ impl<S: Clone, P: Clone> Clone for Retry<S, P> {
                 self.local.config,
                 self.local.shared.clone(),
             ),
-            calls: 0,
         }
     }
 }
@@ -82,7 +79,6 @@ impl<S, P> Retry<S, P> {
         Self {
             inner,
             local: Local::new(policy, config, shared),
-            calls: 0,
         }
     }
 
@@ -110,10 +106,6 @@ impl<S, P> Retry<S, P> {
     }
 }
 
-/// How often (in calls per clone) the success path reads the clock to move the budget's
-/// window on.
-const TICK_EVERY: u32 = 64;
-
 impl<S, P, Req> Service<Req> for Retry<S, P>
 where
     P: Replay<Req>,
@@ -139,11 +131,7 @@ where
         let mut svc = std::mem::replace(&mut self.inner, clone);
         let local = &self.local;
         if let Some(budget) = &local.shared.budget {
-            self.calls = self.calls.wrapping_add(1);
-            if self.calls.is_multiple_of(TICK_EVERY) {
-                budget.tick(Instant::now());
-            }
-            budget.deposit(local.stripe);
+            budget.deposit();
         }
         let start = local.config.max_elapsed.map(|_| Instant::now());
         let (request, saved) = local.policy.prepare(req, Attempt::new(1));
