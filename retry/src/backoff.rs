@@ -70,7 +70,8 @@ impl Backoff {
                 .unwrap_or(cap),
             Self::Exponential { base, factor } => {
                 let secs = base.as_secs_f64() * factor.powi(retry.min(i32::MAX as u32) as i32);
-                if secs.is_finite() && secs < cap.as_secs_f64() {
+                // An unvalidated factor (negative, NaN) must not panic here either.
+                if secs.is_finite() && secs >= 0.0 && secs < cap.as_secs_f64() {
                     Duration::from_secs_f64(secs)
                 } else {
                     cap
@@ -184,6 +185,16 @@ mod tests {
             Backoff::linear(Duration::MAX, Duration::MAX).delay(u32::MAX, cap),
             cap
         );
+    }
+
+    #[test]
+    fn an_unvalidated_factor_never_panics() {
+        let cap = Duration::from_secs(1);
+        for f in [-2.0, f64::NAN, f64::NEG_INFINITY, 0.0] {
+            for n in 0..5 {
+                assert!(Backoff::exponential(MS, f).delay(n, cap) <= cap);
+            }
+        }
     }
 
     #[test]
