@@ -58,3 +58,48 @@ async fn status_gauge_and_duration_histogram_per_check() {
     advance(Duration::from_secs(1)).await;
     assert_eq!(read(&recorder, "db"), (Some(0.0), vec![0.0, 0.0]));
 }
+
+/// The exposition a Prometheus exporter renders passes `promtool check metrics`.
+#[tokio::test(start_paused = true)]
+async fn exposition_passes_promtool() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(CHECK_DURATION.to_owned()),
+            &[0.005, 0.05, 0.5, 5.0],
+        )
+        .unwrap()
+        .build_recorder();
+    let handle = recorder.handle();
+    let health = support::registry();
+    metrics::with_local_recorder(&recorder, || {
+        health
+            .register(HealthCheck::readiness("db", Scripted::new(PASS)))
+            .unwrap();
+        health
+            .register(HealthCheck::readiness("cache", Scripted::new(FAIL)))
+            .unwrap();
+    });
+    settle().await;
+    let text = handle.render();
+    assert!(
+        text.contains("palisade_health_check_status{check=\"db\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("palisade_health_check_status{check=\"cache\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "palisade_health_check_duration_seconds_bucket{check=\"db\",le=\"0.005\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("# HELP palisade_health_check_status "),
+        "{text}"
+    );
+    if let Err(e) = palisade_testkit::promtool_check_metrics("exposition_passes_promtool", &text) {
+        panic!("{e}\n{text}");
+    }
+}
