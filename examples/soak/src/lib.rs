@@ -101,7 +101,7 @@ impl Options {
             warmup: Duration::from_secs(30),
             fault_phase: Duration::from_secs(20),
             recovery: Duration::from_secs(10),
-            rate: 40.0,
+            rate: 30.0,
             workers: 8,
             error_rate: 0.3,
             try_timeout: Duration::from_millis(300),
@@ -121,6 +121,7 @@ impl Options {
             warmup: Duration::from_secs(8),
             fault_phase: Duration::from_secs(6),
             recovery: Duration::from_secs(5),
+            rate: 40.0,
             ..Self::long(bin_dir)
         }
     }
@@ -182,8 +183,10 @@ impl Options {
     }
 }
 
-/// The running system: both services, their addresses and databases.
-struct System {
+/// The running system: both services as child processes on free loopback ports, with
+/// temporary databases; killed when dropped.
+#[derive(Debug)]
+pub struct System {
     opts: Options,
     dir: TempDir,
     inventory_bin: PathBuf,
@@ -198,7 +201,13 @@ struct System {
 }
 
 impl System {
-    async fn start(opts: &Options) -> Result<Self, String> {
+    /// Starts inventory-service then order-service (configured from `opts`) and waits
+    /// until both are ready.
+    ///
+    /// # Errors
+    ///
+    /// A binary is missing, or a service exited or was not ready within 30 s.
+    pub async fn start(opts: &Options) -> Result<Self, String> {
         let inventory_bin = process::binary(&opts.bin_dir, "inventory-service")?;
         let orders_bin = process::binary(&opts.bin_dir, "order-service")?;
         let dir = TempDir::new("palisade-soak");
@@ -251,6 +260,31 @@ impl System {
         system.wait_ready(&admin).await?;
         system.wait_ready(&http).await?;
         Ok(system)
+    }
+
+    /// order-service's HTTP address (`127.0.0.1:port`).
+    pub fn http_addr(&self) -> &str {
+        &self.http
+    }
+
+    /// inventory-service's admin address.
+    pub fn admin_addr(&self) -> &str {
+        &self.admin
+    }
+
+    /// order-service's process id.
+    pub fn order_service_pid(&self) -> u32 {
+        self.orders.pid()
+    }
+
+    /// An error (with the log tail) if either service has exited.
+    ///
+    /// # Errors
+    ///
+    /// A service is no longer running.
+    pub fn check_running(&mut self) -> Result<(), String> {
+        self.orders.check_running()?;
+        self.inventory.check_running()
     }
 
     /// Polls `/health/ready` on `addr` until `200`, at most 30 s.

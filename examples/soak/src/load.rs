@@ -13,9 +13,29 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-/// The catalogue SKUs with plenty of stock (the scarce `LT-0006` is left out, so that
-/// refusals stay rare and the run exercises reservations).
-const SKUS: [&str; 5] = ["KB-0001", "MS-0002", "MN-0003", "HD-0004", "CB-0005"];
+/// The catalogue SKUs with plenty of stock, with weights in proportion to their seeded
+/// stock (thousands of units), so that they run out together, late (the scarce `LT-0006`
+/// is left out: refusals stay rare and the run exercises reservations).
+const SKUS: [(&str, u32); 5] = [
+    ("KB-0001", 5),
+    ("MS-0002", 5),
+    ("MN-0003", 2),
+    ("HD-0004", 3),
+    ("CB-0005", 20),
+];
+
+/// A SKU index, drawn in proportion to the weights.
+fn pick_sku() -> usize {
+    let total: u32 = SKUS.iter().map(|(_, w)| w).sum();
+    let mut x = fastrand::u32(..total);
+    for (i, (_, w)) in SKUS.iter().enumerate() {
+        if x < *w {
+            return i;
+        }
+        x -= w;
+    }
+    SKUS.len() - 1
+}
 
 /// What one request got.
 #[derive(Debug, Clone)]
@@ -254,11 +274,11 @@ async fn post(
 
 /// A random order: one or two SKUs, one unit each.
 fn order_body() -> String {
-    let first = fastrand::usize(..SKUS.len());
-    let mut items = vec![format!(r#"{{"sku":"{}","quantity":1}}"#, SKUS[first])];
-    if fastrand::bool() {
-        let second = (first + 1 + fastrand::usize(..SKUS.len() - 1)) % SKUS.len();
-        items.push(format!(r#"{{"sku":"{}","quantity":1}}"#, SKUS[second]));
+    let first = pick_sku();
+    let mut items = vec![format!(r#"{{"sku":"{}","quantity":1}}"#, SKUS[first].0)];
+    let second = pick_sku();
+    if fastrand::bool() && second != first {
+        items.push(format!(r#"{{"sku":"{}","quantity":1}}"#, SKUS[second].0));
     }
     format!(r#"{{"items":[{}]}}"#, items.join(","))
 }

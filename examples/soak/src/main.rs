@@ -18,7 +18,7 @@ usage: soak [--ci] [--duration SECS] [--rate ORDERS_PER_SEC] [--workers N]
 
   --ci             the CI variant: 60 s, one chaos cycle with a rolling restart
   --duration SECS  time under load (default 600, or SOAK_DURATION_SECS)
-  --rate N         orders per second, all clients together (default 40)
+  --rate N         orders per second, all clients together (default 30; CI 40)
   --workers N      concurrent clients (default 8)
   --error-rate R   share of failed RPCs in the erroring phase (default 0.3)
   --bin-dir DIR    where inventory-service and order-service are (default: next to soak)";

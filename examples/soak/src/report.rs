@@ -416,7 +416,7 @@ impl Report {
                 format!("rolling restart {}: zero failed requests", n + 1),
                 p.failures() == 0 && p.requests > 0 && r.exit_ok && r.readiness_503 > 0,
                 format!(
-                    "{} requests, {} failed; old instance drained in {:.2} s, exit {}; readiness while draining: {} x 200, {} x 503; \
+                    "{} requests, {} failed; old instance drained in {:.2} s, {}; readiness while draining: {} x 200, {} x 503; \
                      {} failed attempts absorbed, {} retries, {} breaker openings",
                     p.requests,
                     p.failures(),
