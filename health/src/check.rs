@@ -34,11 +34,26 @@ use crate::{IntoOutcome, Outcome};
 pub trait Check: Send + Sync + 'static {
     /// Runs the check once.
     fn check(&self) -> impl Future<Output = Outcome> + Send;
+
+    /// Resolves when the result may have changed, so the check runs at once instead of
+    /// at its next interval (it still runs on its interval too). The default never
+    /// resolves. [`BreakerCheck`](crate::checks::BreakerCheck) uses it to report a
+    /// breaker's transition immediately.
+    ///
+    /// Resolve only on a real change: the runner calls it again after every run, so a
+    /// future that is always ready would run the check in a loop.
+    fn changed(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
 }
 
 impl<T: Check> Check for Arc<T> {
     fn check(&self) -> impl Future<Output = Outcome> + Send {
         T::check(self)
+    }
+
+    fn changed(&self) -> impl Future<Output = ()> + Send {
+        T::changed(self)
     }
 }
 
@@ -48,11 +63,16 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Object-safe form of [`Check`], implemented for every `Check`.
 pub(crate) trait DynCheck: Send + Sync + 'static {
     fn run(&self) -> BoxFuture<'_, Outcome>;
+    fn changed(&self) -> BoxFuture<'_, ()>;
 }
 
 impl<T: Check> DynCheck for T {
     fn run(&self) -> BoxFuture<'_, Outcome> {
         Box::pin(self.check())
+    }
+
+    fn changed(&self) -> BoxFuture<'_, ()> {
+        Box::pin(Check::changed(self))
     }
 }
 

@@ -264,6 +264,7 @@ fn spawn_runner(inner: &Arc<Inner>, entry: Arc<CheckEntry>) {
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(next) => {}
+                () = entry.reg.check.changed() => {}
                 _ = stop.changed() => return,
             }
             let started = Instant::now();

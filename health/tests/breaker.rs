@@ -59,7 +59,8 @@ async fn open_breaker_warns_by_default_with_its_state_as_observed_value() {
         let _ = svc.ready().await.unwrap().call(()).await;
     }
     assert_eq!(layer.handle().state(), State::Open);
-    advance(Duration::from_secs(1)).await;
+    // The check follows the transition at once, not at its next interval.
+    settle().await;
     let p = get(&health, "/health/ready").await;
     assert_eq!(p.status, 200, "open only warns by default");
     let body = p.json();
@@ -106,10 +107,10 @@ async fn open_breaker_fails_readiness_when_configured() {
     assert_eq!(entry(&p.json())["observedValue"], "open");
 
     layer.handle().force_closed();
-    advance(Duration::from_secs(1)).await;
+    settle().await;
     assert_eq!(health.status(Kind::Readiness), Status::Pass);
     layer.handle().force_open();
-    advance(Duration::from_secs(1)).await;
+    settle().await;
     let body = get(&health, "/health/ready").await.json();
     assert_eq!(body["status"], "fail");
     assert_eq!(entry(&body)["observedValue"], "forced_open");

@@ -13,7 +13,9 @@ use crate::{Check, HealthCheck, Outcome, Status};
 /// towards one dependency usually means this service can still do useful work (and
 /// answers fast with a fallback); make it `fail` when the dependency is essential.
 ///
-/// Reading the state is one atomic load, so a short interval costs nothing.
+/// Reading the state is one atomic load, so a short interval costs nothing; besides its
+/// interval, the check also runs on every transition of the breaker, so readiness and
+/// gRPC `Watch` follow it at once.
 ///
 /// ```
 /// use palisade_circuit_breaker::CircuitBreakerLayer;
@@ -86,5 +88,15 @@ impl Check for BreakerCheck {
             },
         };
         outcome.observed(state.as_str(), "")
+    }
+
+    /// Resolves on the breaker's next transition, so readiness (and gRPC `Watch`)
+    /// follows the breaker at once rather than at the next interval.
+    async fn changed(&self) {
+        let mut rx = self.handle.subscribe();
+        if rx.changed().await.is_err() {
+            // The breaker is gone: nothing will change any more.
+            std::future::pending::<()>().await;
+        }
     }
 }
