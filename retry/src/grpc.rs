@@ -235,6 +235,16 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any header value a server can send: a wait or "do not retry", never a panic.
+        #[test]
+        fn pushback_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            if let Ok(v) = HeaderValue::from_bytes(&bytes) {
+                let _ = parse_pushback(Some(&v));
+            }
+        }
+    }
+
     #[test]
     fn codes() {
         let p = GrpcPolicy::new();

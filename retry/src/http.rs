@@ -278,6 +278,22 @@ mod tests {
         assert_eq!(parse_retry_after(&bytes, now), None);
     }
 
+    proptest::proptest! {
+        /// Any header value a server can send: parsed or ignored, never a panic.
+        #[test]
+        fn retry_after_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            if let Ok(v) = HeaderValue::from_bytes(&bytes) {
+                let _ = parse_retry_after(&v, SystemTime::now());
+            }
+        }
+
+        #[test]
+        fn digits_are_delta_seconds(n in proptest::num::u64::ANY) {
+            let v = HeaderValue::from_str(&n.to_string()).unwrap();
+            proptest::prop_assert_eq!(parse_retry_after(&v, SystemTime::now()), Some(Duration::from_secs(n)));
+        }
+    }
+
     #[test]
     fn methods() {
         let mut h = HeaderMap::new();
