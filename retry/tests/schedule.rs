@@ -356,3 +356,38 @@ fn attempt_timeout_is_validated() {
         .unwrap_err();
     assert_eq!(e.field(), "attempt_timeout");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+    /// Against a model: for any sequence of attempt outcomes, the layer makes
+    /// `min(first success + 1, max_attempts)` calls and returns the last attempt's result.
+    #[test]
+    fn calls_and_result_match_the_model(
+        outcomes in proptest::collection::vec(any::<bool>(), 1..12),
+        max_attempts in 1u32..10,
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        rt.block_on(async move {
+            let n = Arc::new(AtomicU32::new(0));
+            let (n2, plan) = (n.clone(), outcomes.clone());
+            let svc = service_fn(move |_: u32| {
+                let k = n2.fetch_add(1, Ordering::SeqCst) as usize;
+                let ok = plan.get(k).copied().unwrap_or(true);
+                std::future::ready(if ok { Ok(k as u32) } else { Err("down") })
+            });
+            let layer = RetryLayer::builder("m", always())
+                .max_attempts(max_attempts)
+                .seed(1)
+                .without_budget()
+                .build()
+                .unwrap();
+            let got = layer.layer(svc).oneshot(0).await;
+            let first_ok = outcomes.iter().position(|&o| o).unwrap_or(outcomes.len());
+            let calls = (first_ok as u32 + 1).min(max_attempts);
+            assert_eq!(n.load(Ordering::SeqCst), calls);
+            let last = calls as usize - 1;
+            let expected = if outcomes.get(last).copied().unwrap_or(true) { Ok(last as u32) } else { Err("down") };
+            assert_eq!(got, expected);
+        });
+    }
+}
