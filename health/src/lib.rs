@@ -15,7 +15,9 @@
 //!   a timeout; probes answer from the cached results, so a probe never causes
 //!   dependency I/O (10,000 probes in one interval run a check once). A hung check
 //!   times out and reports `fail`, a panicking one reports `fail` and keeps being run,
-//!   and a result older than its staleness bound counts as `fail`;
+//!   and a result older than its staleness bound counts as `fail`. A check may also ask
+//!   to run at once when something changes ([`Check::changed`]), as the circuit-breaker
+//!   check does;
 //! - keeps **liveness** free of dependencies: its built-in check only notices a stalled
 //!   tokio runtime;
 //! - gates `/health/ready` and `/health/startup` on the [startup](Kind::Startup) checks
@@ -29,6 +31,11 @@
 //!   bounded time. See the [`drain`] module for the order and why;
 //! - serves `grpc.health.v1` (`Check`, `Watch`, `List`) from the same registry (feature
 //!   `grpc`), so `/health/ready` and gRPC health never disagree.
+//!
+//! A probe reads one pre-rendered snapshot: no lock, no check, two small allocations
+//! (the response's header map), about 0.25 µs however many checks there are and however
+//! slow (see `benches/benches/health.rs`). Requests to other paths pay a method and
+//! path comparison.
 //!
 //! # Example
 //!
