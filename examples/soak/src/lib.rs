@@ -90,6 +90,8 @@ pub struct Options {
     pub rss_tolerance: f64,
     /// Whether a rolling restart is part of each cycle.
     pub rolling_restart: bool,
+    /// Print a line to stderr as each phase starts.
+    pub progress: bool,
 }
 
 impl Options {
@@ -111,6 +113,7 @@ impl Options {
             slack: Duration::from_millis(2000),
             rss_tolerance: 0.10,
             rolling_restart: true,
+            progress: false,
         }
     }
 
@@ -595,7 +598,12 @@ async fn chaos(sys: &mut System, opts: &Options, t0: Instant) -> Schedule {
     let mut restarts = Vec::new();
     let mut rss = Rss::default();
     let end = t0 + opts.duration;
-    let phase = |kind, start: Duration| PhaseReport::new(kind, start);
+    let phase = |kind: PhaseKind, start: Duration| {
+        if opts.progress {
+            eprintln!("soak: {:>6.1} s  {}", start.as_secs_f64(), kind.as_str());
+        }
+        PhaseReport::new(kind, start)
+    };
 
     let mut warm = phase(PhaseKind::Warmup, t0.elapsed());
     sleep_checked(sys, opts.warmup).await?;
@@ -684,6 +692,13 @@ async fn rolling_restart(
 ) -> Result<(PhaseReport, RestartReport, u64), String> {
     let before = Counters::read(&sys.scrape().await);
     let mut p = PhaseReport::new(PhaseKind::RollingRestart, t0.elapsed());
+    if opts.progress {
+        eprintln!(
+            "soak: {:>6.1} s  {}",
+            p.start.as_secs_f64(),
+            p.kind.as_str()
+        );
+    }
     let new = sys.spawn_inventory().await?;
     let mut old = std::mem::replace(&mut sys.inventory, new);
     let rss_before_stop = old.rss_kib().unwrap_or(0);

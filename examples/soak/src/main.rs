@@ -116,5 +116,6 @@ fn parse(args: Vec<String>) -> Result<Option<soak::Options>, String> {
         }
     }
     opts.validate()?;
+    opts.progress = true;
     Ok(Some(opts))
 }

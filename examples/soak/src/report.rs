@@ -27,7 +27,8 @@ pub enum PhaseKind {
 }
 
 impl PhaseKind {
-    fn as_str(self) -> &'static str {
+    /// The phase's name in the report.
+    pub fn as_str(self) -> &'static str {
         match self {
             PhaseKind::Warmup => "warm-up",
             PhaseKind::Erroring => "erroring",
