@@ -65,6 +65,41 @@ mod http_get {
         assert_eq!(refused.status(), Status::Fail);
     }
 
+    /// The body is read, so the pooled connection is reused across runs.
+    #[tokio::test]
+    async fn http_get_check_reuses_its_connection() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use hyper_util::rt::TokioIo;
+        use hyper_util::service::TowerToHyperService;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let app = Router::new().route("/ok", get(|| async { "x".repeat(60_000) }));
+        let server = tokio::spawn({
+            let accepted = Arc::clone(&accepted);
+            async move {
+                loop {
+                    let (stream, _) = listener.accept().await.unwrap();
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    let svc = TowerToHyperService::new(app.clone());
+                    tokio::spawn(
+                        hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc),
+                    );
+                }
+            }
+        });
+        let check = HttpGetCheck::new(&format!("http://{addr}/ok")).unwrap();
+        for _ in 0..5 {
+            assert_eq!(check.check().await.status(), Status::Pass);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one pooled connection");
+        server.abort();
+    }
+
     #[test]
     fn http_get_check_rejects_bad_uris() {
         for uri in [

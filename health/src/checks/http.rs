@@ -1,5 +1,5 @@
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -8,8 +8,9 @@ use crate::{Check, ConfigError, Outcome};
 
 /// Passes when `GET uri` answers with a 2xx status (HTTP/1.1, plain `http://` only).
 ///
-/// Built on the hyper-util client; connections are pooled between runs. The body is
-/// not read. Bound the time with the check's
+/// Built on the hyper-util client; connections are pooled between runs (a body up to
+/// 64 KiB is read and discarded so the connection can be reused; only the status
+/// counts). Bound the time with the check's
 /// [`timeout`](crate::HealthCheck::timeout).
 ///
 /// ```
@@ -50,11 +51,24 @@ impl HttpGetCheck {
     }
 }
 
+/// Bodies up to this size are read and discarded, so the connection goes back to the
+/// pool; a larger body closes it.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
 impl Check for HttpGetCheck {
     async fn check(&self) -> Outcome {
         match self.client.get(self.uri.clone()).await {
-            Ok(res) if res.status().is_success() => Outcome::pass(),
-            Ok(res) => Outcome::fail(format!("GET {} answered {}", self.uri, res.status())),
+            Ok(res) => {
+                let status = res.status();
+                // Only the status counts; reading the (small) body lets the pool reuse
+                // the connection. It is bounded by the check's timeout like the rest.
+                let _ = Limited::new(res.into_body(), DRAIN_LIMIT).collect().await;
+                if status.is_success() {
+                    Outcome::pass()
+                } else {
+                    Outcome::fail(format!("GET {} answered {status}", self.uri))
+                }
+            }
             Err(e) => Outcome::fail(format!("GET {}: {e}", self.uri)),
         }
     }
