@@ -1,0 +1,215 @@
+//! The response body wrapper that ends a span (and records its metrics) when the body
+//! ends, not when the headers are sent, and reads a gRPC status from trailers.
+
+use std::borrow::Cow;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http_body::{Body, Frame, SizeHint};
+use opentelemetry::trace::Status;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::grpc::GrpcCode;
+use crate::metrics::Instruments;
+
+/// Which side of a call a span describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Server,
+    Client,
+}
+
+/// Which protocol a span describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    Http,
+    Grpc,
+}
+
+/// What a finished call records: span status and attributes, then metrics. Runs on drop,
+/// so a call whose future or body is dropped early (cancelled) is still recorded, once.
+#[derive(Debug)]
+pub(crate) struct Finish {
+    pub(crate) span: Span,
+    pub(crate) side: Side,
+    pub(crate) protocol: Protocol,
+    pub(crate) start: Instant,
+    pub(crate) method: &'static str,
+    pub(crate) route: Option<String>,
+    pub(crate) scheme: &'static str,
+    pub(crate) rpc_method: Option<String>,
+    pub(crate) status: Option<u16>,
+    pub(crate) grpc: Option<GrpcCode>,
+    pub(crate) error_type: Option<Cow<'static, str>>,
+    pub(crate) instruments: Option<Instruments>,
+    pub(crate) completed: bool,
+}
+
+impl Finish {
+    /// Records a response's status code and, for gRPC, a trailers-only status.
+    pub(crate) fn response<B>(&mut self, res: &http::Response<B>) {
+        let code = res.status().as_u16();
+        self.status = Some(code);
+        if !self.span.is_disabled() {
+            self.span.record("http.response.status_code", code);
+        }
+        if self.protocol == Protocol::Grpc
+            && let Some(c) = GrpcCode::from_headers(res.headers())
+        {
+            self.grpc = Some(c);
+        }
+    }
+
+    fn finish(&mut self) {
+        let failed = match self.protocol {
+            Protocol::Http => {
+                let threshold = if self.side == Side::Server { 500 } else { 400 };
+                match self.status {
+                    Some(s) if s >= threshold => {
+                        if self.error_type.is_none() {
+                            self.error_type = Some(Cow::Owned(s.to_string()));
+                        }
+                        true
+                    }
+                    _ => self.error_type.is_some(),
+                }
+            }
+            Protocol::Grpc => {
+                let code = match (self.grpc, self.status) {
+                    (Some(c), _) => Some(c),
+                    // A non-200 HTTP status without a gRPC status maps by the gRPC spec.
+                    (None, Some(s)) if s != 200 => Some(GrpcCode::from_http_status(s)),
+                    (None, Some(_)) if self.completed => Some(GrpcCode::UNKNOWN),
+                    _ => None,
+                };
+                self.grpc = code;
+                if let Some(c) = code {
+                    if !self.span.is_disabled() {
+                        self.span.record("rpc.status_code", c.name());
+                    }
+                    let err = match self.side {
+                        Side::Server => c.is_server_error(),
+                        Side::Client => c.0 != 0,
+                    };
+                    if err && self.error_type.is_none() {
+                        self.error_type = Some(Cow::Borrowed(c.name()));
+                    }
+                }
+                self.error_type.is_some()
+            }
+        };
+        if !self.completed && self.error_type.is_none() && self.status.is_none() {
+            // Dropped before a response: the caller cancelled the call.
+            self.error_type = Some(Cow::Borrowed("cancelled"));
+        }
+        if !self.span.is_disabled()
+            && let Some(e) = &self.error_type
+        {
+            self.span.record("error.type", e.as_ref());
+            if failed {
+                self.span.set_status(Status::error(String::new()));
+            }
+        }
+        if self.instruments.is_some() {
+            Instruments::record(self);
+        }
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// A response body that ends the call's span when the body ends (its last frame or
+/// trailers are read, it fails, or it is dropped).
+#[pin_project::pin_project]
+#[derive(Debug)]
+pub struct TracedBody<B> {
+    #[pin]
+    inner: B,
+    finish: Option<Finish>,
+}
+
+impl<B> TracedBody<B> {
+    pub(crate) fn new(inner: B, finish: Option<Finish>) -> Self {
+        Self { inner, finish }
+    }
+
+    /// A body that traces nothing.
+    pub fn untraced(inner: B) -> Self {
+        Self {
+            inner,
+            finish: None,
+        }
+    }
+
+    /// The wrapped body.
+    pub fn into_inner(self) -> B {
+        self.inner
+    }
+}
+
+impl<B: Body> Body for TracedBody<B>
+where
+    B::Error: std::fmt::Display,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = match this.finish.as_ref() {
+            Some(f) => {
+                let _enter = f.span.enter();
+                this.inner.poll_frame(cx)
+            }
+            None => this.inner.poll_frame(cx),
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(trailers), Some(f)) = (frame.trailers_ref(), this.finish.as_mut()) {
+                    if f.protocol == Protocol::Grpc
+                        && let Some(c) = GrpcCode::from_headers(trailers)
+                    {
+                        f.grpc = Some(c);
+                    }
+                    f.completed = true;
+                    *this.finish = None;
+                }
+            }
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(mut f) = this.finish.take() {
+                    f.completed = true;
+                    if f.error_type.is_none() {
+                        f.error_type = Some(Cow::Borrowed("body_error"));
+                    }
+                    if !f.span.is_disabled() {
+                        f.span.set_status(Status::error(e.to_string()));
+                    }
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(mut f) = this.finish.take() {
+                    f.completed = true;
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

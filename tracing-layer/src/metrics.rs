@@ -1,0 +1,221 @@
+//! RED metrics through the [`metrics`](https://docs.rs/metrics) facade, following the
+//! OpenTelemetry semantic conventions, and a Prometheus recorder with the semconv buckets.
+//!
+//! Instruments (names as the facade sees them; Prometheus shows them with `_` for `.` and
+//! a `_seconds` unit suffix, e.g. `http_server_request_duration_seconds`):
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `http.server.request.duration` | histogram, s | `http.request.method`, `http.route`, `http.response.status_code`, `url.scheme` |
+//! | `http.server.active_requests` | gauge | `http.request.method`, `url.scheme` |
+//! | `http.client.request.duration` | histogram, s | `http.request.method`, `http.response.status_code`, `url.scheme` |
+//! | `rpc.server.call.duration` | histogram, s | `rpc.service`, `rpc.method`, `rpc.status_code` |
+//! | `rpc.client.call.duration` | histogram, s | `rpc.service`, `rpc.method`, `rpc.status_code` |
+//!
+//! Labels never carry a raw path or an id: the route is axum's template (`/orders/{id}`),
+//! an unmatched route has no `http.route` label.
+
+/// The semantic-convention bucket boundaries for request durations, in seconds.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// `http.server.request.duration`
+pub const HTTP_SERVER_DURATION: &str = "http.server.request.duration";
+/// `http.server.active_requests`
+pub const HTTP_SERVER_ACTIVE: &str = "http.server.active_requests";
+/// `http.client.request.duration`
+pub const HTTP_CLIENT_DURATION: &str = "http.client.request.duration";
+/// `rpc.server.call.duration`
+pub const RPC_SERVER_DURATION: &str = "rpc.server.call.duration";
+/// `rpc.client.call.duration`
+pub const RPC_CLIENT_DURATION: &str = "rpc.client.call.duration";
+
+#[cfg(feature = "metrics")]
+mod enabled {
+    use super::*;
+    use crate::body::{Finish, Protocol, Side};
+
+    /// Registers the descriptions (HELP lines, units) of every instrument with the
+    /// current recorder. [`prometheus_builder`]'s recorders get them automatically.
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn describe() {
+        use metrics::Unit;
+        metrics::describe_histogram!(
+            HTTP_SERVER_DURATION,
+            Unit::Seconds,
+            "Duration of HTTP server requests."
+        );
+        metrics::describe_gauge!(HTTP_SERVER_ACTIVE, "Number of active HTTP server requests.");
+        metrics::describe_histogram!(
+            HTTP_CLIENT_DURATION,
+            Unit::Seconds,
+            "Duration of HTTP client requests."
+        );
+        metrics::describe_histogram!(
+            RPC_SERVER_DURATION,
+            Unit::Seconds,
+            "Duration of RPCs served."
+        );
+        metrics::describe_histogram!(RPC_CLIENT_DURATION, Unit::Seconds, "Duration of RPCs made.");
+    }
+
+    /// Marker that a layer records metrics.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct Instruments;
+
+    fn split_rpc(full: &str) -> (String, String) {
+        match full.rsplit_once('/') {
+            Some((s, m)) => (s.to_owned(), m.to_owned()),
+            None => (String::new(), full.to_owned()),
+        }
+    }
+
+    impl Instruments {
+        pub(crate) fn started(method: &'static str, scheme: &'static str) {
+            metrics::gauge!(HTTP_SERVER_ACTIVE, "http.request.method" => method, "url.scheme" => scheme)
+                .increment(1.0);
+        }
+
+        pub(crate) fn record(f: &Finish) {
+            let secs = f.start.elapsed().as_secs_f64();
+            match (f.protocol, f.side) {
+                (Protocol::Http, Side::Server) => {
+                    metrics::gauge!(HTTP_SERVER_ACTIVE, "http.request.method" => f.method, "url.scheme" => f.scheme)
+                        .decrement(1.0);
+                    let mut labels = vec![
+                        metrics::Label::from_static_parts("http.request.method", f.method),
+                        metrics::Label::from_static_parts("url.scheme", f.scheme),
+                    ];
+                    if let Some(r) = &f.route {
+                        labels.push(metrics::Label::new("http.route", r.clone()));
+                    }
+                    if let Some(s) = f.status {
+                        labels.push(metrics::Label::new(
+                            "http.response.status_code",
+                            s.to_string(),
+                        ));
+                    }
+                    metrics::histogram!(HTTP_SERVER_DURATION, labels).record(secs);
+                }
+                (Protocol::Http, Side::Client) => {
+                    let mut labels = vec![
+                        metrics::Label::from_static_parts("http.request.method", f.method),
+                        metrics::Label::from_static_parts("url.scheme", f.scheme),
+                    ];
+                    if let Some(s) = f.status {
+                        labels.push(metrics::Label::new(
+                            "http.response.status_code",
+                            s.to_string(),
+                        ));
+                    }
+                    metrics::histogram!(HTTP_CLIENT_DURATION, labels).record(secs);
+                }
+                (Protocol::Grpc, side) => {
+                    let (service, method) = split_rpc(f.rpc_method.as_deref().unwrap_or(""));
+                    let code = f.grpc.map_or("UNKNOWN", |c| c.name());
+                    let name = if side == Side::Server {
+                        RPC_SERVER_DURATION
+                    } else {
+                        RPC_CLIENT_DURATION
+                    };
+                    metrics::histogram!(name, "rpc.service" => service, "rpc.method" => method, "rpc.status_code" => code)
+                        .record(secs);
+                }
+            }
+        }
+    }
+
+    /// A Prometheus exporter builder with the semantic-convention buckets for every
+    /// duration histogram (real histograms, not summaries) and unit suffixes
+    /// (`http_server_request_duration_seconds`). Recorders it builds should be passed
+    /// to [`describe_on`] for HELP lines.
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn prometheus_builder() -> metrics_exporter_prometheus::PrometheusBuilder {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("duration".to_owned()),
+                &DURATION_BUCKETS,
+            )
+            .expect("the semconv buckets are not empty")
+            .with_recommended_naming(true)
+    }
+
+    /// Registers the instruments' descriptions on `recorder` (HELP lines and units).
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn describe_on(recorder: &metrics_exporter_prometheus::PrometheusRecorder) {
+        metrics::with_local_recorder(recorder, describe);
+    }
+
+    /// Builds the Prometheus recorder ([`prometheus_builder`]), describes the
+    /// instruments, and installs it as the global `metrics` recorder.
+    ///
+    /// # Errors
+    ///
+    /// When a global recorder is already installed.
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn install_prometheus() -> Result<
+        metrics_exporter_prometheus::PrometheusHandle,
+        metrics::SetRecorderError<metrics_exporter_prometheus::PrometheusRecorder>,
+    > {
+        let recorder = prometheus_builder().build_recorder();
+        describe_on(&recorder);
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder)?;
+        Ok(handle)
+    }
+
+    /// An axum router serving `GET /metrics` from `handle` in the Prometheus text format.
+    #[cfg(feature = "axum")]
+    #[cfg_attr(docsrs, doc(cfg(all(feature = "metrics", feature = "axum"))))]
+    pub fn metrics_router<S: Clone + Send + Sync + 'static>(
+        handle: metrics_exporter_prometheus::PrometheusHandle,
+    ) -> axum::Router<S> {
+        axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let handle = handle.clone();
+                async move { render(&handle) }
+            }),
+        )
+    }
+
+    /// The `/metrics` response for `handle`: runs upkeep, renders the text format with
+    /// its content type.
+    #[cfg(feature = "axum")]
+    #[cfg_attr(docsrs, doc(cfg(all(feature = "metrics", feature = "axum"))))]
+    pub fn render(
+        handle: &metrics_exporter_prometheus::PrometheusHandle,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse as _;
+        handle.run_upkeep();
+        (
+            [(
+                http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            handle.render(),
+        )
+            .into_response()
+    }
+}
+
+#[cfg(feature = "metrics")]
+pub use enabled::*;
+
+#[cfg(not(feature = "metrics"))]
+mod disabled {
+    use crate::body::Finish;
+
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct Instruments;
+
+    impl Instruments {
+        pub(crate) fn started(_method: &'static str, _scheme: &'static str) {}
+
+        pub(crate) fn record(_f: &Finish) {}
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+pub(crate) use disabled::Instruments;
