@@ -218,9 +218,14 @@ async fn check_watch_and_list_follow_readiness_and_drain() {
     );
     assert_eq!(ready_http(addr).await, 503);
 
-    // After the delay the server shuts down once the client lets go of its streams.
-    drop((all, inventory, billing, c));
+    // After the delay every Watch stream ends, and the server shuts down although the
+    // client still holds its channel.
+    for stream in [&mut all, &mut inventory, &mut billing] {
+        let end = timeout(BOUND, stream.message()).await.unwrap();
+        assert!(matches!(end, Ok(None)), "stream ended: {end:?}");
+    }
     timeout(BOUND, server).await.unwrap().unwrap();
+    drop(c);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,9 @@
 //! - `Check` on an unknown service fails with `NOT_FOUND`;
 //! - `Watch` sends the current status at once and then every change; on an unknown
 //!   service it sends `SERVICE_UNKNOWN` and keeps the stream open, and sends the real
-//!   status once the service is added;
+//!   status once the service is added. When the drain delay is over, `Watch` streams
+//!   end (after `NOT_SERVING`), so that open streams do not hold the server's graceful
+//!   shutdown; clients reconnect elsewhere;
 //! - `List` returns every service, `""` included (at most 100, else
 //!   `RESOURCE_EXHAUSTED`).
 //!
@@ -66,6 +68,15 @@ impl GrpcHealth {
     pub fn new(registry: HealthRegistry) -> Self {
         Self { registry }
     }
+}
+
+struct WatchState {
+    weak: Weak<Inner>,
+    rx: tokio::sync::watch::Receiver<u64>,
+    drained: tokio::sync::watch::Receiver<bool>,
+    service: String,
+    last: Option<ServingStatus>,
+    done: bool,
 }
 
 /// The stream type of `Watch`.
@@ -137,19 +148,42 @@ impl pb::health_server::Health for GrpcHealth {
         let service = request.into_inner().service;
         // Subscribe before reading the first status, so no change is missed.
         let rx = self.registry.inner.changes.subscribe();
+        let drained = self.registry.inner.drained.subscribe();
         let weak: Weak<Inner> = Arc::downgrade(&self.registry.inner);
         let stream = futures_util::stream::unfold(
-            (weak, rx, service, None::<ServingStatus>),
-            |(weak, mut rx, service, last)| async move {
+            WatchState {
+                weak,
+                rx,
+                drained,
+                service,
+                last: None,
+                done: false,
+            },
+            |mut st| async move {
+                if st.done {
+                    return None;
+                }
                 loop {
-                    let inner = weak.upgrade()?;
-                    let now = serving(&inner, &service).unwrap_or(ServingStatus::ServiceUnknown);
+                    let inner = st.weak.upgrade()?;
+                    let now = serving(&inner, &st.service).unwrap_or(ServingStatus::ServiceUnknown);
                     drop(inner);
-                    if last != Some(now) {
-                        return Some((Ok(response(now)), (weak, rx, service, Some(now))));
+                    // Once the drain delay is over, end the stream (after sending the
+                    // final status): an open Watch would otherwise keep the server's
+                    // graceful shutdown waiting for the client.
+                    let finished = *st.drained.borrow_and_update();
+                    if st.last != Some(now) {
+                        st.last = Some(now);
+                        st.done = finished;
+                        return Some((Ok(response(now)), st));
                     }
-                    // Ends the stream when the registry is dropped.
-                    rx.changed().await.ok()?;
+                    if finished {
+                        return None;
+                    }
+                    // Either channel closing means the registry is gone: end the stream.
+                    tokio::select! {
+                        r = st.rx.changed() => r.ok()?,
+                        r = st.drained.changed() => r.ok()?,
+                    }
                 }
             },
         );
