@@ -31,6 +31,7 @@ pub(crate) enum Protocol {
 /// What a finished call records: span status and attributes, then metrics. Runs on drop,
 /// so a call whose future or body is dropped early (cancelled) is still recorded, once.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) struct Finish {
     pub(crate) span: Span,
     pub(crate) side: Side,
