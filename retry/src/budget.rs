@@ -26,15 +26,27 @@
 //! services it makes.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[cfg(loom)]
+use loom::sync::atomic::AtomicU64;
+#[cfg(not(loom))]
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::ConfigError;
 
+#[cfg(not(loom))]
 const SLOTS: usize = 16;
+#[cfg(not(loom))]
 const STRIPES: usize = 16;
+// Fewer atomics under loom, so the model checker can explore every interleaving.
+#[cfg(loom)]
+const SLOTS: usize = 2;
+#[cfg(loom)]
+const STRIPES: usize = 2;
 /// How often (in calls on a thread) the success path reads the clock.
 const TICK_EVERY: u32 = 61;
 
@@ -229,7 +241,11 @@ impl BudgetState {
 
     /// Takes one retry from the budget, if there is one.
     pub(crate) fn withdraw(&self, now: Instant) -> bool {
-        let e = self.tick(now);
+        self.withdraw_at(self.tick(now))
+    }
+
+    /// Takes one retry from the budget at epoch `e`, if there is one.
+    fn withdraw_at(&self, e: u64) -> bool {
         let slot = &self.retries.0[e as usize % SLOTS];
         add(slot, e);
         let requests: u64 = self.stripes.iter().map(|s| sum(s, e)).sum();
@@ -359,5 +375,50 @@ mod tests {
                 }
             });
         }
+    }
+}
+
+/// Loom models: run with
+/// `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p palisade-retry --release --lib budget::loom_models`.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use ::loom::sync::Arc;
+    use ::loom::thread;
+
+    fn state(ratio: f64, floor: u32) -> BudgetState {
+        BudgetState::new(&Budget::new(ratio, floor, Duration::from_secs(1)))
+    }
+
+    /// Two retries racing for the last unit of budget: at most one gets it, and the budget
+    /// is left consistent (a refused retry is undone).
+    #[test]
+    fn racing_retries_never_overspend() {
+        ::loom::model(|| {
+            let b = Arc::new(state(0.0, 1));
+            let b2 = b.clone();
+            let t = thread::spawn(move || b2.withdraw_at(0));
+            let mine = b.withdraw_at(0);
+            let theirs = t.join().unwrap();
+            assert!(!(mine && theirs), "both took the one retry");
+            assert_eq!(sum(&b.retries, 0), u64::from(mine) + u64::from(theirs));
+        });
+    }
+
+    /// A retry racing a deposit: it is allowed only if it saw the deposit, never more
+    /// retries than the budget holds.
+    #[test]
+    fn a_retry_racing_a_deposit_sees_it_or_is_refused() {
+        ::loom::model(|| {
+            let b = Arc::new(state(1.0, 0));
+            let b2 = b.clone();
+            let t = thread::spawn(move || b2.deposit_into(1));
+            let took = b.withdraw_at(0);
+            t.join().unwrap();
+            let requests: u64 = b.stripes.iter().map(|s| sum(s, 0)).sum();
+            assert_eq!(requests, 1);
+            assert!(sum(&b.retries, 0) <= requests);
+            assert_eq!(sum(&b.retries, 0), u64::from(took));
+        });
     }
 }
