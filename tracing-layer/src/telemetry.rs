@@ -22,12 +22,13 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
-use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanExporter};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, format::Writer};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
@@ -333,7 +334,9 @@ pub struct TelemetryBuilder {
     export: Export,
     prometheus: bool,
     log_format: Option<LogFormat>,
+    log_writer: Option<BoxMakeWriter>,
     shutdown_timeout: Duration,
+    runtime: Option<OwnRuntime>,
 }
 
 impl fmt::Debug for TelemetryBuilder {
@@ -374,6 +377,15 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Where log lines go (default: stderr).
+    pub fn log_writer(
+        mut self,
+        writer: impl for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+    ) -> Self {
+        self.log_writer = Some(BoxMakeWriter::new(writer));
+        self
+    }
+
     /// How long shutting down may take to flush spans (default 5 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -406,10 +418,25 @@ impl TelemetryBuilder {
                         .with_tonic()
                         .with_endpoint(endpoint.clone())
                         .build(),
-                    Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-                        .with_http()
-                        .with_endpoint(endpoint.clone())
-                        .build(),
+                    Protocol::HttpProtobuf => {
+                        let runtime = OwnRuntime::new()
+                            .map_err(|e| err("runtime", format!("OTLP/HTTP runtime: {e}")))?;
+                        let client = RuntimeHttpClient {
+                            handle: runtime.handle(),
+                            inner: Arc::new(
+                                opentelemetry_http::hyper::HyperClient::with_default_connector(
+                                    Duration::from_secs(10),
+                                    None,
+                                ),
+                            ),
+                        };
+                        self.runtime = Some(runtime);
+                        opentelemetry_otlp::SpanExporter::builder()
+                            .with_http()
+                            .with_http_client(client)
+                            .with_endpoint(endpoint.clone())
+                            .build()
+                    }
                 }
                 .map_err(|e| err("OTEL_EXPORTER_OTLP_ENDPOINT", e.to_string()))?;
                 b = b.with_batch_exporter(exporter);
@@ -449,12 +476,14 @@ impl TelemetryBuilder {
         let filter =
             EnvFilter::try_new(&config.filter).map_err(|e| err("RUST_LOG", e.to_string()))?;
         let format = self.log_format.unwrap_or(config.log_format);
+        let writer = self
+            .log_writer
+            .take()
+            .unwrap_or_else(|| BoxMakeWriter::new(std::io::stderr));
         let fmt_layer = match format {
-            LogFormat::Text => tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .boxed(),
+            LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
             LogFormat::Json => tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(writer)
                 .event_format(JsonFormat)
                 .boxed(),
         };
@@ -479,6 +508,7 @@ impl TelemetryBuilder {
             None
         };
         Ok(Telemetry {
+            _runtime: self.runtime.take(),
             provider,
             #[cfg(feature = "metrics")]
             metrics,
@@ -497,6 +527,8 @@ pub struct Telemetry {
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     timeout: Duration,
     config: Arc<TelemetryConfig>,
+    // Declared last: dropped after the provider is shut down.
+    _runtime: Option<OwnRuntime>,
 }
 
 impl Telemetry {
@@ -508,6 +540,8 @@ impl Telemetry {
             export: Export::Otlp,
             prometheus: true,
             log_format: None,
+            log_writer: None,
+            runtime: None,
             shutdown_timeout: Duration::from_secs(5),
         }
     }
@@ -674,4 +708,57 @@ where
 fn httpdate_like(t: std::time::SystemTime) -> String {
     let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     format!("{}.{:06}", d.as_secs(), d.subsec_micros())
+}
+
+/// A small runtime of its own for the OTLP/HTTP client, whose requests the batch
+/// processor's thread makes (hyper needs a Tokio reactor); shut down in the background on
+/// drop, so dropping it inside another runtime is fine.
+#[derive(Debug)]
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("palisade-otlp-http")
+                .enable_all()
+                .build()?,
+        )))
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .map(|r| r.handle().clone())
+            .unwrap_or_else(|| unreachable!("set in new"))
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RuntimeHttpClient {
+    handle: tokio::runtime::Handle,
+    inner: Arc<opentelemetry_http::hyper::HyperClient>,
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for RuntimeHttpClient {
+    async fn send_bytes(
+        &self,
+        request: http::Request<opentelemetry_http::Bytes>,
+    ) -> Result<http::Response<opentelemetry_http::Bytes>, opentelemetry_http::HttpError> {
+        let inner = self.inner.clone();
+        self.handle
+            .spawn(async move { inner.send_bytes(request).await })
+            .await
+            .map_err(|e| Box::new(e) as opentelemetry_http::HttpError)?
+    }
 }

@@ -28,13 +28,15 @@ async fn red_metrics_exposed_as_semconv_histograms() {
     let app = Router::new()
         .route(
             "/orders/{id}",
-            get(|axum::extract::Path(id): axum::extract::Path<u32>| async move {
-                if id == 0 {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    StatusCode::OK
-                }
-            }),
+            get(
+                |axum::extract::Path(id): axum::extract::Path<u32>| async move {
+                    if id == 0 {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::OK
+                    }
+                },
+            ),
         )
         .route_layer(ServerTraceLayer::http())
         .merge(metrics_router(handle.clone()));
@@ -46,10 +48,15 @@ async fn red_metrics_exposed_as_semconv_histograms() {
     let res = palisade_testkit::http::get(&a, "/metrics").await.unwrap();
     let text = res.body.clone();
     assert!(
-        text.contains("# HELP http_server_request_duration_seconds Duration of HTTP server requests."),
+        text.contains(
+            "# HELP http_server_request_duration_seconds Duration of HTTP server requests."
+        ),
         "{text}"
     );
-    assert!(text.contains("# TYPE http_server_request_duration_seconds histogram"), "{text}");
+    assert!(
+        text.contains("# TYPE http_server_request_duration_seconds histogram"),
+        "{text}"
+    );
     for le in ["0.005", "0.075", "2.5", "10", "+Inf"] {
         assert!(
             text.contains(&format!("le=\"{le}\"")),
