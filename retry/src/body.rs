@@ -13,6 +13,11 @@
 //! reading the request (and a client that stops sending) leaves it incomplete, and the request
 //! is then not retried. A body whose `size_hint` already exceeds the limit is not buffered at
 //! all. Capturing takes an uncontended lock per data frame (only for requests with a body).
+//!
+//! A body the inner service dropped without ever polling it (a refused connection, a circuit
+//! breaker's rejection: nothing was sent) is handed back whole and becomes the next attempt's
+//! body. A non-empty body is boxed for this (one allocation per request with a body, besides
+//! the shared capture buffer); an empty one costs nothing.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,28 +26,24 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use pin_project::pin_project;
 
 /// The request body the inner service receives from an HTTP or gRPC retry policy.
 ///
 /// It yields [`Bytes`] frames and the wrapped body's error. To hand it to a service that wants
 /// another body type, map the request; for a tonic `Channel`, see
 /// [`grpc`](crate::grpc#tonic-channels).
-#[pin_project]
 #[derive(Debug)]
 pub struct ReplayBody<B> {
-    #[pin]
     kind: Kind<B>,
 }
 
-#[pin_project(project = KindProj)]
 #[derive(Debug)]
 enum Kind<B> {
     Empty,
     Streaming {
-        #[pin]
-        body: B,
-        capture: Option<Arc<Mutex<Capture>>>,
+        body: Option<Pin<Box<B>>>,
+        capture: Option<Arc<Mutex<Capture<B>>>>,
+        polled: bool,
     },
     Replay {
         chunks: Vec<Bytes>,
@@ -58,17 +59,18 @@ enum CaptureState {
     Lost,
 }
 
-/// What a streaming body has passed through so far.
+/// What a streaming body has passed through so far, or the whole body if it was never polled.
 #[derive(Debug)]
-pub(crate) struct Capture {
+pub(crate) struct Capture<B> {
     chunks: Vec<Bytes>,
     len: usize,
     limit: usize,
     state: CaptureState,
     trailers: Option<HeaderMap>,
+    untouched: Option<Pin<Box<B>>>,
 }
 
-impl Capture {
+impl<B> Capture<B> {
     fn lose(&mut self) {
         self.state = CaptureState::Lost;
         self.chunks = Vec::new();
@@ -78,27 +80,35 @@ impl Capture {
 
 /// The replay side of a body, kept by the retry future.
 #[derive(Debug)]
-pub(crate) enum Saved {
+pub(crate) enum Saved<B> {
     Empty,
-    Captured(Arc<Mutex<Capture>>),
+    Captured(Arc<Mutex<Capture<B>>>),
     TooLarge,
 }
 
-impl Saved {
-    /// A copy of the whole body, if it was read to the end and fit.
-    pub(crate) fn replay<B>(&self) -> Option<ReplayBody<B>> {
+impl<B> Saved<B> {
+    /// The body for the next attempt: the original body if it was never polled, a copy of
+    /// the whole body if it was read to the end and fit, else `None`.
+    pub(crate) fn replay(&self) -> Option<ReplayBody<B>> {
         let kind = match self {
             Self::Empty => Kind::Empty,
             Self::TooLarge => return None,
             Self::Captured(c) => {
-                let c = c.lock().unwrap_or_else(PoisonError::into_inner);
-                if c.state != CaptureState::Complete {
+                let mut guard = c.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(body) = guard.untouched.take() {
+                    Kind::Streaming {
+                        body: Some(body),
+                        capture: Some(c.clone()),
+                        polled: false,
+                    }
+                } else if guard.state == CaptureState::Complete {
+                    Kind::Replay {
+                        chunks: guard.chunks.clone(),
+                        next: 0,
+                        trailers: guard.trailers.clone(),
+                    }
+                } else {
                     return None;
-                }
-                Kind::Replay {
-                    chunks: c.chunks.clone(),
-                    next: 0,
-                    trailers: c.trailers.clone(),
                 }
             }
         };
@@ -108,12 +118,13 @@ impl Saved {
 
 impl<B: Body> ReplayBody<B> {
     /// Wraps `body` without keeping any of it: it will never be replayed.
-    pub(crate) fn passthrough(body: B) -> (Self, Saved) {
+    pub(crate) fn passthrough(body: B) -> (Self, Saved<B>) {
         (
             ReplayBody {
                 kind: Kind::Streaming {
-                    body,
+                    body: Some(Box::pin(body)),
                     capture: None,
+                    polled: false,
                 },
             },
             Saved::TooLarge,
@@ -121,29 +132,49 @@ impl<B: Body> ReplayBody<B> {
     }
 
     /// Wraps `body`, keeping up to `limit` bytes of it for a replay.
-    pub(crate) fn wrap(body: B, limit: usize) -> (Self, Saved) {
+    pub(crate) fn wrap(body: B, limit: usize) -> (Self, Saved<B>) {
         if body.is_end_stream() {
             return (ReplayBody { kind: Kind::Empty }, Saved::Empty);
         }
-        let too_large = body.size_hint().lower() > limit as u64;
-        let (capture, saved) = if too_large {
-            (None, Saved::TooLarge)
-        } else {
-            let c = Arc::new(Mutex::new(Capture {
-                chunks: Vec::new(),
-                len: 0,
-                limit,
-                state: CaptureState::Reading,
-                trailers: None,
-            }));
-            (Some(c.clone()), Saved::Captured(c))
-        };
+        if body.size_hint().lower() > limit as u64 {
+            return Self::passthrough(body);
+        }
+        let c = Arc::new(Mutex::new(Capture {
+            chunks: Vec::new(),
+            len: 0,
+            limit,
+            state: CaptureState::Reading,
+            trailers: None,
+            untouched: None,
+        }));
         (
             ReplayBody {
-                kind: Kind::Streaming { body, capture },
+                kind: Kind::Streaming {
+                    body: Some(Box::pin(body)),
+                    capture: Some(c.clone()),
+                    polled: false,
+                },
             },
-            saved,
+            Saved::Captured(c),
         )
+    }
+}
+
+impl<B> Drop for ReplayBody<B> {
+    fn drop(&mut self) {
+        // Never polled: nothing was sent, so the next attempt may send the original.
+        if let Kind::Streaming {
+            body,
+            capture: Some(c),
+            polled: false,
+        } = &mut self.kind
+            && let Some(body) = body.take()
+        {
+            let mut guard = c.lock().unwrap_or_else(PoisonError::into_inner);
+            if guard.state == CaptureState::Reading && guard.len == 0 {
+                guard.untouched = Some(body);
+            }
+        }
     }
 }
 
@@ -159,9 +190,9 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        match self.project().kind.project() {
-            KindProj::Empty => Poll::Ready(None),
-            KindProj::Replay {
+        match &mut self.get_mut().kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Replay {
                 chunks,
                 next,
                 trailers,
@@ -172,8 +203,16 @@ where
                 }
                 Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
             }
-            KindProj::Streaming { body, capture } => {
-                let frame = match body.poll_frame(cx) {
+            Kind::Streaming {
+                body,
+                capture,
+                polled,
+            } => {
+                *polled = true;
+                let Some(body) = body.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                let frame = match body.as_mut().poll_frame(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(f) => f,
                 };
@@ -237,7 +276,7 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Empty => true,
-            Kind::Streaming { body, .. } => body.is_end_stream(),
+            Kind::Streaming { body, .. } => body.as_ref().is_none_or(|b| b.is_end_stream()),
             Kind::Replay {
                 chunks,
                 next,
@@ -249,7 +288,9 @@ where
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
-            Kind::Streaming { body, .. } => body.size_hint(),
+            Kind::Streaming { body, .. } => body
+                .as_ref()
+                .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint()),
             Kind::Replay { chunks, next, .. } => {
                 SizeHint::with_exact(chunks[*next..].iter().map(|c| c.len() as u64).sum())
             }
@@ -273,14 +314,14 @@ mod tests {
     #[tokio::test]
     async fn replays_the_exact_bytes_once_fully_read() {
         let (body, saved) = ReplayBody::wrap(stream(&["he", "llo", " world"]), 64);
-        assert!(saved.replay::<Full<Bytes>>().is_none(), "not read yet");
+        assert!(saved.replay().is_none(), "not read yet");
         let sent = body.collect().await.unwrap().to_bytes();
         assert_eq!(sent, "hello world");
-        let again = saved.replay::<Full<Bytes>>().unwrap();
+        let again = saved.replay().unwrap();
         assert_eq!(again.size_hint().exact(), Some(11));
         assert_eq!(again.collect().await.unwrap().to_bytes(), "hello world");
         // Replays can be replayed again.
-        let third = saved.replay::<Full<Bytes>>().unwrap();
+        let third = saved.replay().unwrap();
         assert_eq!(third.collect().await.unwrap().to_bytes(), "hello world");
     }
 
@@ -288,18 +329,32 @@ mod tests {
     async fn over_the_limit_is_sent_whole_but_never_replayed() {
         let (body, saved) = ReplayBody::wrap(stream(&["12345", "67890"]), 8);
         assert_eq!(body.collect().await.unwrap().to_bytes(), "1234567890");
-        assert!(saved.replay::<Full<Bytes>>().is_none());
+        assert!(saved.replay().is_none());
         let (_, saved) = ReplayBody::wrap(Full::new(Bytes::from_static(b"123456789")), 8);
         assert!(matches!(saved, Saved::TooLarge));
+    }
+
+    #[tokio::test]
+    async fn a_body_never_polled_is_handed_back_whole() {
+        let (body, saved) = ReplayBody::wrap(stream(&["ab", "cd"]), 64);
+        drop(body); // e.g. a refused connection: nothing was sent
+        let again = saved.replay().unwrap();
+        assert!(saved.replay().is_none(), "handed back once, to one attempt");
+        assert_eq!(again.collect().await.unwrap().to_bytes(), "abcd");
+        // The second attempt captured it as it went: a third may replay it.
+        assert_eq!(
+            saved.replay().unwrap().collect().await.unwrap().to_bytes(),
+            "abcd"
+        );
     }
 
     #[tokio::test]
     async fn partly_read_is_not_replayed() {
         let (mut body, saved) = ReplayBody::wrap(stream(&["a", "b"]), 64);
         let _ = body.frame().await;
-        assert!(saved.replay::<Full<Bytes>>().is_none());
+        assert!(saved.replay().is_none());
         drop(body);
-        assert!(saved.replay::<Full<Bytes>>().is_none());
+        assert!(saved.replay().is_none());
     }
 
     #[tokio::test]
@@ -307,7 +362,7 @@ mod tests {
         let (body, saved) = ReplayBody::wrap(Full::new(Bytes::new()), 64);
         assert!(body.is_end_stream());
         assert!(matches!(saved, Saved::Empty));
-        assert!(saved.replay::<Full<Bytes>>().unwrap().is_end_stream());
+        assert!(saved.replay().unwrap().is_end_stream());
     }
 
     #[tokio::test]
@@ -322,12 +377,7 @@ mod tests {
             ReplayBody::wrap(StreamBody::new(futures_util::stream::iter(frames)), 64);
         let c = body.collect().await.unwrap();
         assert_eq!(c.trailers(), Some(&t));
-        let c = saved
-            .replay::<Full<Bytes>>()
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        let c = saved.replay().unwrap().collect().await.unwrap();
         assert_eq!(c.trailers(), Some(&t));
         assert_eq!(c.to_bytes(), "x");
     }

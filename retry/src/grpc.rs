@@ -144,13 +144,13 @@ pub fn parse_pushback(value: Option<&HeaderValue>) -> Pushback {
 
 impl<B: Body> Replay<Request<B>> for GrpcPolicy {
     type Request = Request<ReplayBody<B>>;
-    type Saved = HttpSaved;
+    type Saved = HttpSaved<B>;
 
-    fn prepare(&self, req: Request<B>, attempt: Attempt) -> (Self::Request, HttpSaved) {
+    fn prepare(&self, req: Request<B>, attempt: Attempt) -> (Self::Request, HttpSaved<B>) {
         prepare(req, self.body_limit, |_, _| true, attempt)
     }
 
-    fn replay(&self, saved: &mut HttpSaved, attempt: Attempt) -> Option<Self::Request> {
+    fn replay(&self, saved: &mut HttpSaved<B>, attempt: Attempt) -> Option<Self::Request> {
         let mut req = replay(saved, attempt)?;
         req.headers_mut().insert(
             "grpc-previous-rpc-attempts",
@@ -165,7 +165,7 @@ where
     B: Body,
     E: 'static,
 {
-    fn classify(&self, _: &HttpSaved, result: &Result<Response<RB>, E>) -> Decision {
+    fn classify(&self, _: &HttpSaved<B>, result: &Result<Response<RB>, E>) -> Decision {
         let res = match result {
             Err(e) => return classify_err(e),
             Ok(res) => res,

@@ -126,13 +126,13 @@ pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duratio
 
 /// What an HTTP or gRPC policy keeps between attempts.
 #[derive(Debug)]
-pub struct HttpSaved {
+pub struct HttpSaved<B> {
     method: Method,
     uri: Uri,
     version: Version,
     headers: HeaderMap,
     extensions: http::Extensions,
-    body: SavedBody,
+    body: SavedBody<B>,
     eligible: bool,
 }
 
@@ -141,7 +141,7 @@ pub(crate) fn prepare<B: Body>(
     limit: usize,
     eligible: impl FnOnce(&Method, &HeaderMap) -> bool,
     attempt: Attempt,
-) -> (Request<ReplayBody<B>>, HttpSaved) {
+) -> (Request<ReplayBody<B>>, HttpSaved<B>) {
     let (mut parts, body) = req.into_parts();
     let eligible = eligible(&parts.method, &parts.headers);
     let (body, saved_body) = if eligible {
@@ -171,7 +171,7 @@ pub(crate) fn prepare<B: Body>(
 }
 
 pub(crate) fn replay<B: Body>(
-    saved: &HttpSaved,
+    saved: &HttpSaved<B>,
     attempt: Attempt,
 ) -> Option<Request<ReplayBody<B>>> {
     if !saved.eligible {
@@ -196,13 +196,13 @@ pub(crate) fn classify_err<E: 'static>(err: &E) -> Decision {
 
 impl<B: Body> Replay<Request<B>> for HttpPolicy {
     type Request = Request<ReplayBody<B>>;
-    type Saved = HttpSaved;
+    type Saved = HttpSaved<B>;
 
-    fn prepare(&self, req: Request<B>, attempt: Attempt) -> (Self::Request, HttpSaved) {
+    fn prepare(&self, req: Request<B>, attempt: Attempt) -> (Self::Request, HttpSaved<B>) {
         prepare(req, self.body_limit, is_retryable_method, attempt)
     }
 
-    fn replay(&self, saved: &mut HttpSaved, attempt: Attempt) -> Option<Self::Request> {
+    fn replay(&self, saved: &mut HttpSaved<B>, attempt: Attempt) -> Option<Self::Request> {
         replay(saved, attempt)
     }
 }
@@ -212,7 +212,7 @@ where
     B: Body,
     E: 'static,
 {
-    fn classify(&self, saved: &HttpSaved, result: &Result<Response<RB>, E>) -> Decision {
+    fn classify(&self, saved: &HttpSaved<B>, result: &Result<Response<RB>, E>) -> Decision {
         if !saved.eligible {
             return Decision::Return;
         }

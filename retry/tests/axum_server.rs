@@ -114,7 +114,7 @@ async fn a_refused_connection_is_retried() {
         .unwrap();
     let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>();
     let err = layer
-        .layer(client)
+        .layer(client.clone())
         .oneshot(
             Request::get(format!("http://{addr}/"))
                 .body(Body::empty())
@@ -124,4 +124,17 @@ async fn a_refused_connection_is_retried() {
         .unwrap_err();
     assert!(err.is_connect(), "{err:?}");
     assert_eq!(retries.load(Ordering::SeqCst), 2);
+
+    // With a body: nothing was sent, so the untouched body goes with each retry.
+    let err = layer
+        .layer(client)
+        .oneshot(
+            Request::put(format!("http://{addr}/"))
+                .body(chunked(vec![b"qty=1"]))
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
+    assert_eq!(retries.load(Ordering::SeqCst), 4);
 }

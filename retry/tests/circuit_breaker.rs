@@ -147,3 +147,53 @@ async fn a_retry_after_longer_than_max_delay_is_returned_at_once() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(t0.elapsed(), Duration::from_millis(10));
 }
+
+/// The breaker rejects without reading the body: the untouched body goes with the retry, and
+/// the downstream receives it whole.
+#[tokio::test(start_paused = true)]
+async fn a_rejected_request_with_a_body_is_retried_with_its_body() {
+    use http_body_util::BodyExt;
+    let breaker = CircuitBreakerLayer::builder("inventory")
+        .consecutive_failures(1)
+        .wait_duration(Duration::from_millis(100))
+        .permitted_calls_in_half_open(1)
+        .build()
+        .unwrap();
+    let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let b2 = bodies.clone();
+    let calls = Arc::new(AtomicU32::new(0));
+    let c2 = calls.clone();
+    let downstream = service_fn(move |req: Request<ReplayBody<Full<Bytes>>>| {
+        let (b2, n) = (b2.clone(), c2.fetch_add(1, Ordering::SeqCst));
+        async move {
+            let Ok(body) = req.into_body().collect().await;
+            b2.lock().unwrap().push(body.to_bytes());
+            if n == 0 {
+                Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+            } else {
+                Ok(Response::new(Full::new(Bytes::new())))
+            }
+        }
+    });
+    let retry = RetryLayer::builder("inventory", HttpPolicy::new())
+        .backoff(Backoff::constant(Duration::from_millis(10)))
+        .jitter(Jitter::None)
+        .max_attempts(4)
+        .without_budget()
+        .build()
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(retry)
+        .layer(breaker)
+        .service(downstream);
+    let req = Request::put("http://127.0.0.1/stock/7")
+        .body(Full::new(Bytes::from_static(b"{\"qty\":2}")))
+        .unwrap();
+    // 1: reset (opens the breaker); 2: rejected unread after 10 ms; 3: after retry_after, the
+    // half-open probe succeeds with the same body.
+    assert!(svc.oneshot(req).await.is_ok());
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let bodies = bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 2);
+    assert!(bodies.iter().all(|b| b == "{\"qty\":2}"));
+}
