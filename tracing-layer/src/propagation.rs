@@ -449,7 +449,18 @@ pub fn extract_trace_context<'a>(
     };
     let state = parse_tracestate(tracestate)
         .ok()
-        .and_then(|m| TraceState::from_key_value(m).ok())
+        .map(|members| {
+            TraceState::from_key_value(members.iter().copied()).unwrap_or_else(|_| {
+                // opentelemetry's TraceState is stricter than the specification in one
+                // place (a 14-character system id): keep every member it accepts.
+                TraceState::from_key_value(
+                    members
+                        .into_iter()
+                        .filter(|m| TraceState::from_key_value([*m]).is_ok()),
+                )
+                .unwrap_or_default()
+            })
+        })
         .unwrap_or_default();
     cx.with_remote_span_context(parent.to_span_context(state))
 }
