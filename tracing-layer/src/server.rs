@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{HeaderName, HeaderValue, Request, Response};
+use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::trace::TraceContextExt as _;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -37,7 +38,7 @@ struct Config {
 /// The span is the parent of every `tracing` span and event of the handler, ends when
 /// the response body ends, and its parent is the context propagated by the client
 /// (W3C `traceparent`/`tracestate`/`baggage`, or the propagator installed with
-/// [`propagation::install`](crate::propagation::install)).
+/// [`propagation::install`]).
 ///
 /// For axum, apply it with `Router::route_layer` so that `http.route` (axum's
 /// `MatchedPath`) is known; with `Router::layer` the span is named by the method only.
@@ -169,13 +170,42 @@ pub(crate) fn protocol_version(v: http::Version) -> &'static str {
     }
 }
 
-fn host_port(req_uri: &http::Uri, headers: &http::HeaderMap) -> Option<(String, Option<u16>)> {
+fn host_port<'a>(
+    req_uri: &'a http::Uri,
+    headers: &'a http::HeaderMap,
+) -> Option<(&'a str, Option<u16>)> {
     if let Some(a) = req_uri.authority() {
-        return Some((a.host().to_owned(), a.port_u16()));
+        return Some((a.host(), a.port_u16()));
     }
-    let host = headers.get(http::header::HOST)?.to_str().ok()?;
-    let auth: http::uri::Authority = host.parse().ok()?;
-    Some((auth.host().to_owned(), auth.port_u16()))
+    let host = headers.get(http::header::HOST)?.to_str().ok()?.trim();
+    if let Some(rest) = host.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']')?;
+        return Some((ip, after.strip_prefix(':').and_then(|p| p.parse().ok())));
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) => Some((h, p.parse().ok())),
+        None if host.is_empty() => None,
+        None => Some((host, None)),
+    }
+}
+
+/// The span name, written without an allocation: `{method} {route}`, `{method}`, `HTTP`
+/// for unknown methods, or the RPC method.
+struct SpanName<'a> {
+    method: Option<&'static str>,
+    route: Option<&'a str>,
+    rpc: Option<&'a str>,
+}
+
+impl std::fmt::Display for SpanName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.rpc, self.method, self.route) {
+            (Some(rpc), _, _) => f.write_str(rpc),
+            (None, None, _) => f.write_str("HTTP"),
+            (None, Some(m), Some(r)) => write!(f, "{m} {r}"),
+            (None, Some(m), None) => f.write_str(m),
+        }
+    }
 }
 
 impl<S, B, ResB> Service<Request<B>> for ServerTrace<S>
@@ -225,82 +255,52 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
         Protocol::Http => (route_of(req), None),
         Protocol::Grpc => (None, Some(path.trim_start_matches('/').to_owned())),
     };
+    let is_http = config.protocol == Protocol::Http;
+    let m = method.unwrap_or("_OTHER");
+    let name = SpanName {
+        method,
+        route: route.as_deref(),
+        rpc: rpc_method.as_deref(),
+    };
+    let hp = host_port(req.uri(), req.headers());
     let span = tracing::info_span!(
         target: "palisade_tracing_layer::server",
         parent: None,
         "request",
-        otel.name = Empty,
+        otel.name = %name,
         otel.kind = "server",
-        http.request.method = Empty,
-        http.request.method_original = Empty,
-        http.route = Empty,
-        url.path = Empty,
-        url.scheme = Empty,
-        server.address = Empty,
-        server.port = Empty,
-        client.address = Empty,
-        user_agent.original = Empty,
-        network.protocol.version = Empty,
+        http.request.method = is_http.then_some(m),
+        http.request.method_original = (is_http && method.is_none()).then(|| req.method().as_str()),
+        http.route = route.as_deref(),
+        url.path = is_http.then_some(path),
+        url.scheme = is_http.then_some(scheme),
+        server.address = hp.map(|h| h.0),
+        server.port = hp.and_then(|h| h.1),
+        client.address = client_address(req).map(tracing::field::display),
+        user_agent.original = req
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        network.protocol.version = is_http.then(|| protocol_version(req.version())),
         http.response.status_code = Empty,
-        rpc.system.name = Empty,
-        rpc.method = Empty,
+        rpc.system.name = (!is_http).then_some("grpc"),
+        rpc.method = rpc_method.as_deref(),
         rpc.status_code = Empty,
         error.type = Empty,
     );
     if !span.is_disabled() {
-        let parent = if config.trust_remote {
-            propagation::extract_request(req.headers())
+        let remote = propagation::extract_request(req.headers());
+        let remote_span = remote.span();
+        let sc = remote_span.span_context();
+        if config.trust_remote {
+            if sc.is_valid() || !remote.baggage().is_empty() {
+                let _ = span.set_parent(remote.clone());
+            }
         } else {
-            let remote = propagation::extract_request(req.headers());
-            let sc = remote.span().span_context().clone();
             if sc.is_valid() {
-                span.add_link(sc);
+                span.add_link(sc.clone());
             }
-            opentelemetry::Context::new()
-        };
-        let _ = span.set_parent(parent);
-        match config.protocol {
-            Protocol::Http => {
-                let m = method.unwrap_or("_OTHER");
-                let name: Cow<'_, str> = match (&route, method) {
-                    (_, None) => Cow::Borrowed("HTTP"),
-                    (Some(r), Some(m)) => Cow::Owned(format!("{m} {r}")),
-                    (None, Some(m)) => Cow::Borrowed(m),
-                };
-                span.record("otel.name", name.as_ref());
-                span.record("http.request.method", m);
-                if method.is_none() {
-                    span.record("http.request.method_original", req.method().as_str());
-                }
-                if let Some(r) = &route {
-                    span.record("http.route", r.as_str());
-                }
-                span.record("url.path", path);
-                span.record("url.scheme", scheme);
-                span.record("network.protocol.version", protocol_version(req.version()));
-                if let Some(ua) = req
-                    .headers()
-                    .get(http::header::USER_AGENT)
-                    .and_then(|v| v.to_str().ok())
-                {
-                    span.record("user_agent.original", ua);
-                }
-            }
-            Protocol::Grpc => {
-                let m = rpc_method.as_deref().unwrap_or("");
-                span.record("otel.name", m);
-                span.record("rpc.system.name", "grpc");
-                span.record("rpc.method", m);
-            }
-        }
-        if let Some((host, port)) = host_port(req.uri(), req.headers()) {
-            span.record("server.address", host.as_str());
-            if let Some(p) = port {
-                span.record("server.port", p);
-            }
-        }
-        if let Some(addr) = client_address(req) {
-            span.record("client.address", addr.as_str());
+            let _ = span.set_parent(opentelemetry::Context::new());
         }
     }
     let instruments = (config.metrics && cfg!(feature = "metrics")).then_some(Instruments);
@@ -338,14 +338,14 @@ fn route_of<B>(_req: &Request<B>) -> Option<String> {
 }
 
 #[cfg(feature = "axum")]
-fn client_address<B>(req: &Request<B>) -> Option<String> {
+fn client_address<B>(req: &Request<B>) -> Option<std::net::IpAddr> {
     req.extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .map(|c| c.0.ip())
 }
 
 #[cfg(not(feature = "axum"))]
-fn client_address<B>(_req: &Request<B>) -> Option<String> {
+fn client_address<B>(_req: &Request<B>) -> Option<std::net::IpAddr> {
     None
 }
 

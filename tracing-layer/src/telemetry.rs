@@ -693,7 +693,10 @@ where
         map.insert("level".to_owned(), event.metadata().level().as_str().into());
         map.insert("target".to_owned(), event.metadata().target().into());
         event.record(&mut JsonVisitor(&mut map));
-        let cx = tracing::Span::current().context();
+        let mut cx = tracing::Span::current().context();
+        if !cx.span().span_context().is_valid() {
+            cx = opentelemetry::Context::current();
+        }
         let span = cx.span();
         let sc = span.span_context();
         if sc.is_valid() {

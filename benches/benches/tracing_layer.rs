@@ -1,0 +1,103 @@
+//! Per-request overhead of `palisade-tracing-layer`'s server layer over a bare axum
+//! handler (the `Router` called as a `Service`, no network), against tower-http's
+//! `TraceLayer` with tracing-opentelemetry and against axum-tracing-opentelemetry, all in
+//! the same run:
+//!
+//! - `tracing_layer/unsampled/*`: a tracer provider whose sampler drops every trace;
+//! - `tracing_layer/sampled/*`: every trace sampled, spans batch-exported to a no-op sink.
+//!
+//! Each iteration sends `GET /orders/42` and reads the response body to its end (the
+//! palisade span ends there). Results: see the report in the crate's README.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http_body_util::BodyExt as _;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use palisade_tracing_layer::ServerTraceLayer;
+use tower::ServiceExt as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+#[derive(Debug)]
+struct NoopExporter;
+
+impl SpanExporter for NoopExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        black_box(batch);
+        Ok(())
+    }
+}
+
+fn provider(sampled: bool) -> SdkTracerProvider {
+    let sampler = if sampled {
+        Sampler::AlwaysOn
+    } else {
+        Sampler::AlwaysOff
+    };
+    SdkTracerProvider::builder()
+        .with_sampler(sampler)
+        .with_batch_exporter(NoopExporter)
+        .build()
+}
+
+fn routes() -> Router {
+    Router::new().route("/orders/{id}", get(|| async { "ok" }))
+}
+
+fn apps() -> Vec<(&'static str, Router)> {
+    vec![
+        ("bare_axum", routes()),
+        (
+            "palisade",
+            routes().route_layer(ServerTraceLayer::http().metrics(false)),
+        ),
+        (
+            "tower_http_trace",
+            routes().layer(tower_http::trace::TraceLayer::new_for_http()),
+        ),
+        (
+            "axum_tracing_opentelemetry",
+            routes().layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default()),
+        ),
+    ]
+}
+
+async fn one(app: &Router) {
+    let req = http::Request::get("/orders/42")
+        .header("user-agent", "bench/1.0")
+        .body(Body::empty())
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap();
+    black_box(body);
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (group, sampled) in [("unsampled", false), ("sampled", true)] {
+        let provider = provider(sampled);
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::TRACE)
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let mut g = c.benchmark_group(format!("tracing_layer/{group}"));
+        for (name, app) in apps() {
+            g.bench_function(name, |b| b.to_async(&rt).iter(|| one(&app)));
+        }
+        g.finish();
+        let _ = provider.shutdown_with_timeout(Duration::from_secs(5));
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
