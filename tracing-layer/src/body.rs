@@ -54,7 +54,8 @@ impl Finish {
         let code = res.status().as_u16();
         self.status = Some(code);
         if !self.span.is_disabled() {
-            self.span.record("http.response.status_code", code);
+            self.span
+                .record("http.response.status_code", i64::from(code));
         }
         if self.protocol == Protocol::Grpc
             && let Some(c) = GrpcCode::from_headers(res.headers())

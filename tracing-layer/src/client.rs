@@ -212,13 +212,16 @@ where
             };
             if let Some((host, port)) = server {
                 span.record("server.address", host.as_str());
-                span.record("server.port", port);
+                span.record("server.port", i64::from(port));
             }
             #[cfg(feature = "retry")]
             if let Some(attempt) = req.extensions().get::<palisade_retry::Attempt>()
                 && attempt.is_retry()
             {
-                span.record("http.request.resend_count", attempt.resend_count());
+                span.record(
+                    "http.request.resend_count",
+                    i64::from(attempt.resend_count()),
+                );
             }
             propagation::inject_request(&span.context(), req.headers_mut());
         }

@@ -275,7 +275,7 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
         url.path = is_http.then_some(path),
         url.scheme = is_http.then_some(scheme),
         server.address = hp.map(|h| h.0),
-        server.port = hp.and_then(|h| h.1),
+        server.port = hp.and_then(|h| h.1).map(i64::from),
         client.address = client_address(req).map(tracing::field::display),
         user_agent.original = req
             .headers()
