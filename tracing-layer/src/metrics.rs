@@ -9,7 +9,7 @@
 //! | `http.server.request.duration` | histogram, s | `http.request.method`, `http.route`, `http.response.status_code`, `url.scheme` |
 //! | `http.server.active_requests` | gauge | `http.request.method`, `url.scheme` |
 //! | `http.client.request.duration` | histogram, s | `http.request.method`, `http.response.status_code`, `url.scheme` |
-//! | `rpc.server.call.duration` | histogram, s | `rpc.service`, `rpc.method`, `rpc.status_code` |
+//! | `rpc.server.call.duration` | histogram, s | `rpc.service`, `rpc.method` (fully qualified, as on the span), `rpc.status_code` (`OK`, `NOT_FOUND`, ...) |
 //! | `rpc.client.call.duration` | histogram, s | `rpc.service`, `rpc.method`, `rpc.status_code` |
 //!
 //! Labels never carry a raw path or an id: the route is axum's template (`/orders/{id}`),
@@ -65,10 +65,8 @@ mod enabled {
     pub(crate) struct Instruments;
 
     fn split_rpc(full: &str) -> (String, String) {
-        match full.rsplit_once('/') {
-            Some((s, m)) => (s.to_owned(), m.to_owned()),
-            None => (String::new(), full.to_owned()),
-        }
+        let service = full.rsplit_once('/').map_or("", |(s, _)| s);
+        (service.to_owned(), full.to_owned())
     }
 
     impl Instruments {

@@ -100,3 +100,66 @@ async fn red_metrics_exposed_as_semconv_histograms() {
         assert!(!series.is_empty(), "{}", prom.log());
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn client_and_rpc_metrics() {
+    use palisade_tracing_layer::ClientTraceLayer;
+    use tower::{ServiceBuilder, ServiceExt as _};
+
+    let recorder = prometheus_builder().build_recorder();
+    describe_on(&recorder);
+    let handle = recorder.handle();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let grpc = ServiceBuilder::new()
+        .layer(ClientTraceLayer::grpc("http://127.0.0.1:50051"))
+        .layer(ServerTraceLayer::grpc())
+        .service_fn(|_req: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(
+                http::Response::builder()
+                    .header("grpc-status", "14")
+                    .body(String::new())
+                    .unwrap(),
+            )
+        });
+    let res = grpc
+        .oneshot(http::Request::post("/pkg.Orders/Get").body(()).unwrap())
+        .await
+        .unwrap();
+    drop(res);
+    let http_client = ServiceBuilder::new()
+        .layer(ClientTraceLayer::http())
+        .service_fn(|_req: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(
+                http::Response::builder()
+                    .status(404)
+                    .body(String::new())
+                    .unwrap(),
+            )
+        });
+    let res = http_client
+        .oneshot(
+            http::Request::get("http://127.0.0.1:1/orders/7?x=1")
+                .body(())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    drop(res);
+
+    let text = handle.render();
+    for needle in [
+        "# HELP rpc_server_call_duration_seconds",
+        "# HELP rpc_client_call_duration_seconds",
+        "# HELP http_client_request_duration_seconds",
+        "rpc_server_call_duration_seconds_count{rpc_service=\"pkg.Orders\",rpc_method=\"pkg.Orders/Get\",rpc_status_code=\"UNAVAILABLE\"} 1",
+        "rpc_client_call_duration_seconds_count{rpc_service=\"pkg.Orders\",rpc_method=\"pkg.Orders/Get\",rpc_status_code=\"UNAVAILABLE\"} 1",
+        "http_client_request_duration_seconds_count{http_request_method=\"GET\",url_scheme=\"http\",http_response_status_code=\"404\"} 1",
+    ] {
+        assert!(text.contains(needle), "{needle} missing: {text}");
+    }
+    assert!(!text.contains("/orders/7"), "raw path in labels: {text}");
+    if let Err(out) = promtool_check_metrics("client_and_rpc_metrics", &text) {
+        panic!("promtool: {out}\n{text}");
+    }
+}
