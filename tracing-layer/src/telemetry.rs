@@ -604,7 +604,7 @@ impl Telemetry {
             let _ = tx.send(provider.shutdown_with_timeout(timeout));
         });
         match tokio::time::timeout(timeout + Duration::from_millis(200), rx).await {
-            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Ok(()) | Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown))) => Ok(()),
             Ok(Ok(Err(e))) => Err(err("shutdown", e.to_string())),
             Ok(Err(_)) | Err(_) => Err(err(
                 "shutdown",
@@ -623,7 +623,8 @@ impl Telemetry {
             let _ = tx.send(provider.shutdown_with_timeout(timeout));
         });
         match rx.recv_timeout(timeout + Duration::from_millis(200)) {
-            Ok(Ok(())) => Ok(()),
+            // Already shut down elsewhere (e.g. by a shutdown hook on the provider).
+            Ok(Ok(()) | Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown)) => Ok(()),
             Ok(Err(e)) => Err(err("shutdown", e.to_string())),
             Err(_) => Err(err(
                 "shutdown",

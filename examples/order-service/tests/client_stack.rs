@@ -87,7 +87,7 @@ async fn each_attempt_is_a_client_span_and_an_open_breaker_sends_nothing() {
                 trace,
                 "attempts belong to the request's trace"
             );
-            assert_eq!(attr(s, "rpc.status_code").as_deref(), Some("14"));
+            assert_eq!(attr(s, "rpc.status_code").as_deref(), Some("UNAVAILABLE"));
         }
         // The inventory service's SERVER spans are children of the attempts.
         for attempt in &tries {

@@ -84,7 +84,7 @@ async fn metrics_are_scraped_and_spans_exported() {
         .await;
     prometheus
         .wait_for_series(
-            "rpc_server_call_duration_seconds_count{job=\"inventory-service\",rpc_method=\"inventory.v1.InventoryService/Reserve\",rpc_status_code=\"0\"} >= 5",
+            "rpc_server_call_duration_seconds_count{job=\"inventory-service\",rpc_method=\"inventory.v1.InventoryService/Reserve\",rpc_status_code=\"OK\"} >= 5",
             Duration::from_secs(20),
         )
         .await;
@@ -200,7 +200,7 @@ async fn metrics_are_scraped_and_spans_exported() {
             server.attr_str("rpc.method"),
             Some("inventory.v1.InventoryService/Reserve")
         );
-        assert_eq!(server.attr_i64("rpc.status_code"), Some(0));
+        assert_eq!(server.attr_str("rpc.status_code"), Some("OK"));
         assert!(
             in_trace
                 .iter()
