@@ -577,6 +577,19 @@ impl Telemetry {
         self.metrics.clone()
     }
 
+    /// Exports every ended span now (blocking: inside a runtime, call it from
+    /// `spawn_blocking`), e.g. before reading an in-memory exporter.
+    ///
+    /// # Errors
+    ///
+    /// The exporter's error.
+    pub fn force_flush(&self) -> Result<(), TelemetryError> {
+        match &self.provider {
+            Some(p) => p.force_flush().map_err(|e| err("flush", e.to_string())),
+            None => Ok(()),
+        }
+    }
+
     /// Flushes every ended span and shuts the provider down on a separate thread, waiting
     /// at most the shutdown timeout. Blocks the calling thread: inside a runtime prefer
     /// [`shutdown_async`](Self::shutdown_async).

@@ -8,7 +8,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use opentelemetry_sdk::trace::InMemorySpanExporter;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use palisade_tracing_layer::telemetry::LogFormat;
 use palisade_tracing_layer::{ServerTraceLayer, Telemetry};
 use tower::{ServiceBuilder, ServiceExt as _};
@@ -26,9 +27,21 @@ impl Write for Buf {
     }
 }
 
+/// Keeps every exported span, also after shutdown (the SDK's in-memory exporter clears
+/// its records on shutdown).
+#[derive(Debug, Clone, Default)]
+struct Keep(Arc<Mutex<Vec<SpanData>>>);
+
+impl SpanExporter for Keep {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0.lock().unwrap().extend(batch);
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn json_logs_carry_trace_id_and_shutdown_flushes() {
-    let exporter = InMemorySpanExporter::default();
+    let exporter = Keep::default();
     let buf = Buf::default();
     let w = buf.clone();
     let telemetry = Telemetry::builder("json-test")
@@ -72,9 +85,18 @@ async fn json_logs_carry_trace_id_and_shutdown_flushes() {
 
     // Batch processor: spans are not exported yet; shutdown flushes every one of them,
     // without blocking this current-thread runtime past the timeout.
+    assert!(
+        exporter.0.lock().unwrap().len() < 50,
+        "not all exported yet"
+    );
     let started = Instant::now();
     telemetry.shutdown_async().await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(4));
-    let spans = exporter.get_finished_spans().unwrap();
+    let spans = exporter.0.lock().unwrap();
     assert_eq!(spans.len(), 50);
+    assert!(
+        spans
+            .iter()
+            .all(|s| format!("{}", s.span_context.trace_id()) == "4bf92f3577b34da6a3ce929d0e0e4736")
+    );
 }
