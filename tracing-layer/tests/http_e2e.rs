@@ -322,3 +322,50 @@ async fn resend_count_from_the_retry_attempt() {
         Some(&opentelemetry::Value::I64(2))
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn baggage_and_tracestate_flow_from_server_to_client_calls() {
+    let _otel = otel();
+    let outgoing = std::sync::Arc::new(std::sync::Mutex::new(http::HeaderMap::new()));
+    let seen = outgoing.clone();
+    let server = ServiceBuilder::new()
+        .layer(ServerTraceLayer::http())
+        .service_fn(move |_req: http::Request<Full<Bytes>>| {
+            let seen = seen.clone();
+            async move {
+                let client = ServiceBuilder::new()
+                    .layer(ClientTraceLayer::http())
+                    .service_fn(move |req: http::Request<Full<Bytes>>| {
+                        *seen.lock().unwrap() = req.headers().clone();
+                        async {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                                Bytes::new(),
+                            )))
+                        }
+                    });
+                let req = http::Request::get("http://127.0.0.1:9/next")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                drop(client.oneshot(req).await.unwrap());
+                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
+            }
+        });
+    let req = http::Request::get("/in")
+        .header("traceparent", INCOMING)
+        .header("tracestate", "vendor=abc")
+        .header("baggage", "tenant=acme,user=alice%20b")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    drop(server.oneshot(req).await.unwrap());
+    let headers = outgoing.lock().unwrap().clone();
+    let tp = headers["traceparent"].to_str().unwrap();
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{tp}"
+    );
+    assert!(!tp.contains("00f067aa0ba902b7"), "a new parent id: {tp}");
+    assert_eq!(headers["tracestate"], "vendor=abc");
+    let mut baggage: Vec<&str> = headers["baggage"].to_str().unwrap().split(',').collect();
+    baggage.sort_unstable();
+    assert_eq!(baggage, ["tenant=acme", "user=alice%20b"]);
+}
