@@ -76,6 +76,22 @@ fn apps() -> Vec<(&'static str, Router)> {
             routes().route_layer(ServerTraceLayer::http().metrics(false)),
         ),
         (
+            // The floor for any layer built on tracing-opentelemetry: one span with a
+            // name and kind, created and closed, no attributes, no propagation.
+            "floor_one_otel_span",
+            routes().route_layer(tower::util::MapRequestLayer::new(
+                |req: http::Request<Body>| {
+                    let span = tracing::info_span!(
+                        "request",
+                        otel.name = "GET /orders/{id}",
+                        otel.kind = "server"
+                    );
+                    drop(span);
+                    req
+                },
+            )),
+        ),
+        (
             "tower_http_trace",
             routes().layer(tower_http::trace::TraceLayer::new_for_http()),
         ),
