@@ -126,6 +126,6 @@ fn server_layer_allocations_per_request() {
     let sampled = with_otel(true, || {
         per_call("tracing_layer, sampled", &mut layer.layer(bare()))
     });
-    assert!(unsampled - bare_allocs <= 24.0, "{unsampled}");
-    assert!(sampled - bare_allocs <= 28.0, "{sampled}");
+    assert!(unsampled - bare_allocs <= 18.0, "{unsampled}");
+    assert!(sampled - bare_allocs <= 20.0, "{sampled}");
 }

@@ -58,4 +58,5 @@ pub use context::{current_context, in_current_context};
 pub use propagation::W3cPropagator;
 pub use server::{ServerTrace, ServerTraceLayer};
 #[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub use telemetry::{Telemetry, TelemetryError};
