@@ -76,6 +76,8 @@ struct Handles {
     rejected: metrics::Counter,
 }
 
+// Without the `metrics` feature every method is a no-op that never reads `self`.
+#[cfg_attr(not(feature = "metrics"), allow(clippy::unused_self))]
 impl Instruments {
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     pub(crate) fn new(name: &std::sync::Arc<str>) -> Instruments {

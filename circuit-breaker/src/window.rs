@@ -114,6 +114,8 @@ pub(crate) struct Snapshots {
     last: u64,
     /// The bucket the window was reset in.
     first: u64,
+    /// The counts (relative to `base`) the previous decision saw.
+    seen: Counts,
     ring: Vec<Snap>,
 }
 
@@ -139,6 +141,7 @@ impl Snapshots {
             buckets,
             last: 0,
             first: 0,
+            seen: Counts::ZERO,
             ring: vec![
                 Snap {
                     stamp: u64::MAX,
@@ -159,6 +162,7 @@ impl Snapshots {
         self.base = totals;
         self.first = first;
         self.last = first;
+        self.seen = Counts::ZERO;
         let slot = (first % self.buckets) as usize;
         self.ring[slot] = Snap {
             stamp: first,
@@ -166,10 +170,40 @@ impl Snapshots {
         };
     }
 
-    fn advance(&mut self, to: u64, before: Counts) {
+    /// Enters bucket `to` at counts `rel` (relative to `base`), `own` being the outcome
+    /// that triggered this decision: every bucket entered is stamped with the counts as they
+    /// stood before it.
+    ///
+    /// Failures and slow calls are stamped as the *previous decision* saw them, not as they
+    /// stand now: those recorded since then (while the decider was descheduled and admissions
+    /// ran on, or while another thread held the decision lock) are placed in the newest
+    /// buckets. Stamping them into the skipped buckets would make them look older than the
+    /// window, and a storm of failures could then never trip it (seen under a 64-task storm
+    /// on a 4-thread runtime: 13 failures counted in a window of 50 failed calls). Placing
+    /// them as new keeps them in the window until the buckets after them leave it, which
+    /// errs towards tripping. Decided one outcome at a time (failures and slow calls always
+    /// ask for a decision), both are the same.
+    fn advance(&mut self, to: u64, rel: Counts, own: Counts) {
+        let seen = self.seen;
+        self.seen = Counts {
+            calls: rel.calls,
+            failures: rel.failures.max(seen.failures),
+            slow: rel.slow.max(seen.slow),
+        };
         if to <= self.last {
             return;
         }
+        let now = rel.minus(own);
+        let failures = now.failures.min(seen.failures);
+        let slow = now.slow.min(seen.slow);
+        // The calls behind those late failures and slow calls are new too (successes not
+        // decided on stay where they are: a warm success never asks for a decision).
+        let late = (now.failures - failures).max(now.slow - slow);
+        let before = Counts {
+            calls: now.calls.saturating_sub(late),
+            failures,
+            slow,
+        };
         let from = (self.last + 1).max((to + 1).saturating_sub(self.buckets));
         for b in from..=to {
             let slot = (b % self.buckets) as usize;
@@ -202,7 +236,7 @@ impl Snapshots {
             return Counts::ZERO;
         }
         let bucket = (rel.calls - 1) / self.width;
-        self.advance(bucket, rel.minus(own));
+        self.advance(bucket, rel, own);
         let start = (bucket + 1).saturating_sub(self.buckets);
         let before = self.since(start);
         Counts {
@@ -218,7 +252,7 @@ impl Snapshots {
     pub(crate) fn time_window(&mut self, totals: Counts, own: Counts, epoch: u64) -> Counts {
         let rel = totals.minus(self.base);
         let epoch = epoch.max(self.last);
-        self.advance(epoch, rel.minus(own));
+        self.advance(epoch, rel, own);
         let start = (epoch + 1).saturating_sub(self.buckets);
         rel.minus(self.since(start)).capped()
     }
@@ -346,6 +380,35 @@ mod tests {
         // 25 calls later (no decision in between) a failure arrives.
         let got = w.count_window(c(7 + 25, 3 + 1), c(1, 1));
         assert_eq!(got, c(10, 1));
+    }
+
+    /// Failures recorded while no decision ran (the decider descheduled, admissions
+    /// running on) count as recent, not as older than the window: a storm still trips.
+    #[test]
+    fn failures_recorded_between_lagging_decisions_stay_in_the_window() {
+        let mut w = Snapshots::new(WindowKind::Count { size: 10 });
+        w.reset(Counts::ZERO, 0);
+        assert_eq!(w.count_window(c(1, 1), c(1, 1)), c(1, 1));
+        // 20 more calls admitted and 15 of them failed before the next decision runs.
+        let got = w.count_window(c(21, 16), c(1, 1));
+        assert_eq!(got, c(10, 10), "every call in the window failed");
+        // Decided one outcome at a time, the window slides exactly.
+        assert_eq!(w.count_window(c(22, 17), c(1, 1)), c(10, 10));
+    }
+
+    #[test]
+    fn time_window_counts_failures_seen_late_as_recent() {
+        let mut w = Snapshots::new(WindowKind::Time {
+            duration: Duration::from_secs(10),
+            buckets: 10,
+        });
+        let sec = 1_000_000_000;
+        w.reset(Counts::ZERO, 0);
+        assert_eq!(w.time_window(c(1, 1), c(1, 1), 0), c(1, 1));
+        // 30 s later (no decision meanwhile), 40 more failed calls are in the stripes:
+        // they are recent, not older than the window.
+        let got = w.time_window(c(41, 41), c(1, 1), w.epoch(30 * sec));
+        assert_eq!(got, c(40, 40));
     }
 
     #[test]

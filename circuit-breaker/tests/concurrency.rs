@@ -98,7 +98,14 @@ async fn exactly_one_transition_per_trip_under_a_failure_storm() {
             t.await.unwrap();
         }
         // Open, or half-open again (the failing storm's trials re-open it).
-        assert_ne!(handle.state(), State::Closed);
+        // (A storm whose failures were recorded while the decider lagged once left the
+        // window at 26 % and the breaker closed: see `Snapshots::advance`.)
+        assert_ne!(
+            handle.state(),
+            State::Closed,
+            "round {round}: {:?}",
+            handle.stats()
+        );
         assert_eq!(
             opens.load(Ordering::SeqCst),
             round,
