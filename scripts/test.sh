@@ -13,4 +13,4 @@ bash scripts/install-test-tools.sh
 # shellcheck disable=SC1091
 source .tools/env
 
-cargo test --workspace --all-features "$@"
+cargo test --workspace --all-features --no-fail-fast "$@"

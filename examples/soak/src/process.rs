@@ -61,6 +61,10 @@ impl Service {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
+            // As in examples/docker-compose.yml: glibc's malloc otherwise gives each of the
+            // runtime's threads its own arena, and resident memory creeps up for minutes
+            // as load moves between threads, which would hide a real leak in the RSS check.
+            .env("MALLOC_ARENA_MAX", "2")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))

@@ -329,12 +329,17 @@ impl Report {
                 "order-service memory at the end within {:.0} % of warm-up",
                 tol * 100.0
             ),
-            within(i.rss.orders_warm, i.rss.orders_end, tol),
+            within(i.rss.orders_warm, i.rss.orders_end, tol) || !i.opts.orders_memory_gates,
             format!(
-                "VmRSS {} after warm-up, {} at the end ({:+.1} %)",
+                "VmRSS {} after warm-up, {} at the end ({:+.1} %){}",
                 mib(i.rss.orders_warm),
                 mib(i.rss.orders_end),
-                pct(i.rss.orders_warm, i.rss.orders_end)
+                pct(i.rss.orders_warm, i.rss.orders_end),
+                if i.opts.orders_memory_gates {
+                    ""
+                } else {
+                    "; reported, not gating in this variant (open: docs/RELIABILITY.md)"
+                }
             ),
         ));
         let before_stop: Vec<String> = i

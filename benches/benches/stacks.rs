@@ -1,0 +1,191 @@
+//! The whole stacks against bare, in the same run, as the example services compose them:
+//!
+//! - `stacks/client/*`: `Retry → CircuitBreaker → ClientTrace → Timeout` (HTTP policy, HTTP
+//!   classifier, CLIENT span with `traceparent` injected and client metrics, 1 s per-try
+//!   timeout) around an in-memory service answering 200, against that service bare. One
+//!   `GET` with an empty body per iteration, its response body read to the end.
+//! - `stacks/server_{unsampled,sampled}/*`: `Health → ServerTrace + metrics` (the probe
+//!   paths answered by the health layer, a SERVER span and the `http.server.*` metrics into
+//!   a real Prometheus recorder) around an axum router, against the bare router. One
+//!   `GET /orders/42` with a `traceparent` per iteration (the sampled variant's parent is
+//!   sampled, the unsampled one's is not; the provider is parent-based, as in production).
+//!
+//! A current-thread tokio runtime drives both sides (the timeout and the health registry
+//! need one). No network: the end-to-end numbers under load are `benches/load.sh`'s.
+//! Results: `benches/README.md`.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use http_body_util::{BodyExt as _, Empty};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use palisade_circuit_breaker::CircuitBreakerLayer;
+use palisade_circuit_breaker::http::HttpClassifier;
+use palisade_health::HealthRegistry;
+use palisade_retry::http::HttpPolicy;
+use palisade_retry::{ReplayBody, RetryLayer};
+use palisade_tracing_layer::{ClientTraceLayer, ServerTraceLayer};
+use tower::{BoxError, ServiceBuilder, ServiceExt as _, service_fn};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+#[derive(Debug)]
+struct NoopExporter;
+
+impl SpanExporter for NoopExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        black_box(batch);
+        Ok(())
+    }
+}
+
+const SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+
+fn get_request<B: Default>(uri: &'static str, traceparent: &'static str) -> Request<B> {
+    Request::get(uri)
+        .header("user-agent", "bench/1.0")
+        .header("traceparent", traceparent)
+        .body(B::default())
+        .unwrap()
+}
+
+async fn drain<B>(res: Response<B>)
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    black_box(res.into_body().collect().await.unwrap());
+}
+
+/// An in-memory dependency answering 200 with an empty body.
+fn inner<B>() -> impl tower::Service<
+    Request<B>,
+    Response = Response<Empty<Bytes>>,
+    Error = BoxError,
+    Future = std::future::Ready<Result<Response<Empty<Bytes>>, BoxError>>,
+> + Clone {
+    service_fn(|req: Request<B>| {
+        black_box(&req);
+        std::future::ready(Ok::<_, BoxError>(Response::new(Empty::<Bytes>::new())))
+    })
+}
+
+fn client(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    let _enter = rt.enter();
+    let bare = inner::<Empty<Bytes>>();
+    let breaker = CircuitBreakerLayer::builder("bench")
+        .with_classifier(HttpClassifier::new())
+        .build()
+        .unwrap();
+    let retry = RetryLayer::builder("bench", HttpPolicy::new())
+        .build()
+        .unwrap();
+    let full = ServiceBuilder::new()
+        .layer(retry)
+        .layer(breaker)
+        .layer(ClientTraceLayer::http())
+        .timeout(Duration::from_secs(1))
+        .service(inner::<ReplayBody<Empty<Bytes>>>());
+
+    let mut g = c.benchmark_group("stacks/client");
+    g.bench_function("bare_service_fn", |b| {
+        b.to_async(rt).iter(|| async {
+            let res = bare
+                .clone()
+                .oneshot(get_request::<Empty<Bytes>>(
+                    "http://127.0.0.1:8081/stock",
+                    SAMPLED,
+                ))
+                .await
+                .unwrap();
+            drain(res).await;
+        });
+    });
+    g.bench_function("palisade_full_client_stack", |b| {
+        b.to_async(rt).iter(|| async {
+            let res = full
+                .clone()
+                .oneshot(get_request::<Empty<Bytes>>(
+                    "http://127.0.0.1:8081/stock",
+                    SAMPLED,
+                ))
+                .await
+                .unwrap();
+            drain(res).await;
+        });
+    });
+    g.finish();
+}
+
+fn server(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    let _enter = rt.enter();
+    let routes = || Router::new().route("/orders/{id}", get(|| async { "ok" }));
+    let health = HealthRegistry::builder().build().unwrap();
+    let bare = routes();
+    let full = routes()
+        .route_layer(ServerTraceLayer::http())
+        .layer(health.layer());
+    for (group, traceparent) in [("unsampled", UNSAMPLED), ("sampled", SAMPLED)] {
+        let mut g = c.benchmark_group(format!("stacks/server_{group}"));
+        g.bench_function("bare_axum", |b| {
+            b.to_async(rt).iter(|| async {
+                let res = bare
+                    .clone()
+                    .oneshot(get_request::<Body>("/orders/42", traceparent))
+                    .await
+                    .unwrap();
+                drain(res).await;
+            });
+        });
+        g.bench_function("palisade_full_server_stack", |b| {
+            b.to_async(rt).iter(|| async {
+                let res = full
+                    .clone()
+                    .oneshot(get_request::<Body>("/orders/42", traceparent))
+                    .await
+                    .unwrap();
+                drain(res).await;
+            });
+        });
+        g.finish();
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // As in a service: a real Prometheus recorder, a parent-based sampler, a batch exporter.
+    let _handle = palisade_tracing_layer::metrics::install_prometheus().unwrap();
+    let provider = {
+        let _enter = rt.enter();
+        SdkTracerProvider::builder()
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+            .with_batch_exporter(NoopExporter)
+            .build()
+    };
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::INFO)
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+
+    client(c, &rt);
+    server(c, &rt);
+    let _ = provider.shutdown();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

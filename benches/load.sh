@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# End-to-end HTTP under load on loopback (issue: head-to-head benchmarks), with wrk:
+#
+#   1. server: bare axum "hello" vs the same with the full server stack
+#      (Health -> ServerTrace + metrics, spans sampled and batch-exported);
+#   2. front -> upstream: a front service making one HTTP call per request to an upstream
+#      service (the order -> inventory shape), bare vs the full client stack
+#      (Retry -> CircuitBreaker -> ClientTrace -> Timeout) plus the full server stack on both.
+#
+# Prints requests/s, p50 and p99 for each, and the ratios to bare. Targets: full server
+# stack >= 0.90x bare throughput, p99 <= 1.2x bare. It exits non-zero only if a run fails,
+# never on the numbers (timings are not gated; see benches/README.md).
+#
+#   bash benches/load.sh                  # 15 s per run, 64 connections
+#   DURATION=30 CONNECTIONS=128 bash benches/load.sh
+#   ROUNDS=3 bash benches/load.sh         # alternate bare/full 3 times, keep the median
+#
+# wrk is installed by scripts/install-test-tools.sh (Debian package). On a 2-core machine
+# wrk and the server share the cores, so compare ratios, not absolute numbers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-15}"
+CONNECTIONS="${CONNECTIONS:-64}"
+THREADS="${THREADS:-1}"
+ROUNDS="${ROUNDS:-1}"
+
+if ! command -v wrk >/dev/null 2>&1; then
+  bash scripts/install-test-tools.sh >/dev/null
+fi
+command -v wrk >/dev/null 2>&1 || { echo "load.sh: wrk not found" >&2; exit 1; }
+
+cargo build --release -p palisade-benches --bin load_target
+bin=target/release/load_target
+out=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$out"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start NAME ARGS...: starts the load target, waits until it listens, prints its address.
+start() {
+  local name=$1; shift
+  local port; port=$(free_port)
+  "$bin" "$1" "127.0.0.1:$port" "${@:2}" >"$out/$name.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    grep -q '^listening on' "$out/$name.log" 2>/dev/null && { echo "127.0.0.1:$port"; return; }
+    sleep 0.1
+  done
+  echo "load.sh: $name did not start:" >&2; cat "$out/$name.log" >&2; exit 1
+}
+
+stop_all() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+}
+
+# run LABEL ADDR: one wrk run; appends "label rps p50_ms p99_ms" to $out/results.
+run() {
+  local label=$1 addr=$2
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "http://$addr/hello" >/dev/null  # warm-up
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://$addr/hello" >"$out/wrk.txt"
+  python3 - "$label" "$out/wrk.txt" >>"$out/results" <<'PY'
+import re, sys
+label, path = sys.argv[1], sys.argv[2]
+text = open(path).read()
+def ms(v, unit):
+    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+lat = {p: ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)", text, re.M)}
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+socket = re.search(r"Socket errors: (.*)", text)
+if errors or socket:
+    print(f"# {label}: {errors.group(0) if errors else ''} {socket.group(0) if socket else ''}", file=sys.stderr)
+print(f"{label} {rps:.0f} {lat['50']:.3f} {lat['99']:.3f}")
+PY
+}
+
+: >"$out/results"
+for round in $(seq 1 "$ROUNDS"); do
+  echo "--- round $round/$ROUNDS: server, bare vs full stack" >&2
+  a=$(start server-bare server-bare); run server_bare "$a"; stop_all
+  a=$(start server-full server-full); run server_full "$a"; stop_all
+
+  echo "--- round $round/$ROUNDS: front -> upstream, bare vs full stacks" >&2
+  up=$(start upstream-bare server-bare); a=$(start front-bare front-bare "$up")
+  run front_bare "$a"; stop_all
+  up=$(start upstream-full server-full); a=$(start front-full front-full "$up")
+  run front_full "$a"; stop_all
+done
+
+printf '\nmachine: %s, %s cores; wrk -t%s -c%s -d%ss, %s round(s), median shown\n\n' \
+  "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" "$(nproc)" \
+  "$THREADS" "$CONNECTIONS" "$DURATION" "$ROUNDS"
+python3 - "$out/results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, rps, p50, p99 = line.split()
+    rows.setdefault(label, []).append((float(rps), float(p50), float(p99)))
+med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in rows.items()}
+print(f"| {'case':<36} | {'req/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'req/s vs bare':>13} | {'p99 vs bare':>11} |")
+print(f"|{'-'*38}|{'-'*11}|{'-'*9}|{'-'*9}|{'-'*15}|{'-'*13}|")
+names = {
+    "server_bare": "axum hello, bare",
+    "server_full": "axum hello, full server stack",
+    "front_bare": "front -> upstream, bare",
+    "front_full": "front -> upstream, full stacks",
+}
+for bare, full in (("server_bare", "server_full"), ("front_bare", "front_full")):
+    b = med[bare]
+    for k in (bare, full):
+        r = med[k]
+        print(f"| {names[k]:<36} | {r[0]:>9.0f} | {r[1]:>7.3f} | {r[2]:>7.3f} | {r[0]/b[0]:>12.2f}x | {r[2]/b[2]:>10.2f}x |")
+s = med["server_full"][0] / med["server_bare"][0]
+p = med["server_full"][2] / med["server_bare"][2]
+print(f"\nfull server stack: {s:.2f}x bare throughput (target >= 0.90: {'met' if s >= 0.9 else 'NOT met'}), "
+      f"p99 {p:.2f}x bare (target <= 1.2: {'met' if p <= 1.2 else 'NOT met'})")
+PY
