@@ -24,6 +24,7 @@ for arg in "$@"; do
 done
 
 rm -rf target/criterion
+[ "${#BENCHES[@]}" -gt 0 ] || BENCHES=(--benches)
 cargo bench -p palisade-benches "${BENCHES[@]}" -- \
   --warm-up-time "$WARMUP" --measurement-time "$MEASURE" --noplot
 
