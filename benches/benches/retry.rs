@@ -4,8 +4,8 @@
 //! - `success/*`: `ready().await; call().await` of a `u64` request that succeeds (no retry).
 //!   Palisade with its default retry budget (one deposit in the clone's own stripe) and without.
 //! - `http_success/*`: an `http::Request` with an empty body: palisade's HTTP policy (method
-//!   check, parts kept for a replay, the `Attempt` inserted in the extensions, the body
-//!   wrapped) against a bare service taking the same request.
+//!   check, parts kept for a replay, the body wrapped; the first attempt carries no `Attempt`)
+//!   against a bare service taking the same request.
 //! - `retry_once/*`: a PUT with a 1 KiB in-memory body answered 503 then 200; the inner service
 //!   reads the body each time. Palisade captures it and replays it (zero backoff), against a
 //!   bare service called once.
@@ -17,23 +17,7 @@
 //! Futures here are always ready, so each call is driven by polling with a no-op waker: the
 //! harness adds no runtime overhead to either side.
 //!
-//! Measured on the 2-core development machine (shared with other builds, so ±20 %),
-//! `cargo bench -p palisade-benches --bench retry -- --warm-up-time 1 --measurement-time 3`,
-//! time per call:
-//!
-//! ```text
-//! success (u64)                       overhead over bare (same run)
-//! bare service_fn            0.9 ns
-//! palisade, default budget  38.6 ns   +38 ns  (per-clone Arc inc+dec ~16 ns, deposit in the
-//!                                              thread's stripe, state machine)
-//! palisade, no budget       33.7 ns   +33 ns
-//! tower::retry + backoff    14.6 ns   +14 ns  (no budget, no hooks, Req: Clone)
-//! tower-resilience 0.13     96   ns   +95 ns
-//! threads_2: bare 1.6 ns, palisade 45 ns per call per thread (shared budget, no collapse)
-//! http_success (GET, empty body): bare 118 ns, palisade 292 ns (+174 ns: request parts kept
-//!   for a replay and moved around, and http's Extensions boxing the Attempt: 3 allocations)
-//! retry_once (PUT 1 KiB, 503 then 200): one bare call 167 ns, palisade 949 ns
-//! ```
+//! Results, with the targets met and missed: `benches/README.md` (`bash benches/run.sh retry`).
 #![allow(missing_docs)]
 
 use std::future::Future;
@@ -210,10 +194,7 @@ fn retry_once(c: &mut Criterion) {
         .build()
         .unwrap();
     let mut svc = layer.layer(service_fn(|req: Request<ReplayBody<Full<Bytes>>>| {
-        let first = req
-            .extensions()
-            .get::<Attempt>()
-            .is_none_or(|a| !a.is_retry());
+        let first = !Attempt::of(req.extensions()).is_retry();
         let body = drive(req.into_body().collect()).unwrap().to_bytes();
         black_box(body);
         let mut res = Response::new(());

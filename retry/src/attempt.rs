@@ -1,7 +1,11 @@
-//! The attempt number, put in every attempt's request extensions.
+//! The attempt number, put in the extensions of every resend.
 
-/// Which attempt a request is: inserted by the retry layer into the extensions of every
-/// request it sends (the first attempt included), so inner layers can see it.
+/// Which attempt a request is.
+///
+/// The retry layer inserts it into the extensions of every request it *re*-sends (attempt 2
+/// and later). The original request goes out with its extensions untouched, so the success
+/// path costs no allocation: a request without an `Attempt` is the first attempt. Read it
+/// with [`Attempt::of`], which says exactly that.
 ///
 /// `palisade-tracing-layer`'s client layer reads it (feature `retry`) and records
 /// `http.request.resend_count` on the CLIENT span of every resend, as the OpenTelemetry
@@ -12,6 +16,9 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// The first attempt: the original request.
+    pub const FIRST: Self = Self { number: 1 };
+
     /// The attempt with 1-based number `number` (1 is the first attempt).
     ///
     /// A `number` of 0 is treated as 1.
@@ -19,6 +26,22 @@ impl Attempt {
         Self {
             number: if number == 0 { 1 } else { number },
         }
+    }
+
+    /// The attempt a request with these extensions is: the `Attempt` the retry layer put
+    /// there on a resend, or [`Attempt::FIRST`] when there is none.
+    ///
+    /// ```
+    /// use palisade_retry::Attempt;
+    ///
+    /// let mut req = http::Request::new(());
+    /// assert_eq!(Attempt::of(req.extensions()), Attempt::FIRST);
+    /// req.extensions_mut().insert(Attempt::new(3));
+    /// assert_eq!(Attempt::of(req.extensions()).resend_count(), 2);
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn of(extensions: &http::Extensions) -> Self {
+        extensions.get::<Self>().copied().unwrap_or(Self::FIRST)
     }
 
     /// The 1-based attempt number: 1 for the original request, 2 for the first retry.
@@ -35,5 +58,11 @@ impl Attempt {
     /// Whether this attempt is a resend (a retry).
     pub const fn is_retry(&self) -> bool {
         self.number > 1
+    }
+}
+
+impl Default for Attempt {
+    fn default() -> Self {
+        Self::FIRST
     }
 }

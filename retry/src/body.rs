@@ -118,6 +118,7 @@ impl<B> Saved<B> {
 
 impl<B: Body> ReplayBody<B> {
     /// Wraps `body` without keeping any of it: it will never be replayed.
+    #[inline]
     pub(crate) fn passthrough(body: B) -> (Self, Saved<B>) {
         (
             ReplayBody {
@@ -132,6 +133,7 @@ impl<B: Body> ReplayBody<B> {
     }
 
     /// Wraps `body`, keeping up to `limit` bytes of it for a replay.
+    #[inline]
     pub(crate) fn wrap(body: B, limit: usize) -> (Self, Saved<B>) {
         if body.is_end_stream() {
             return (ReplayBody { kind: Kind::Empty }, Saved::Empty);

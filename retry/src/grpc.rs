@@ -146,8 +146,9 @@ impl<B: Body> Replay<Request<B>> for GrpcPolicy {
     type Request = Request<ReplayBody<B>>;
     type Saved = HttpSaved<B>;
 
-    fn prepare(&self, req: Request<B>, attempt: Attempt) -> (Self::Request, HttpSaved<B>) {
-        prepare(req, self.body_limit, |_, _| true, attempt)
+    #[inline]
+    fn prepare(&self, req: Request<B>, _: Attempt) -> (Self::Request, HttpSaved<B>) {
+        prepare(req, self.body_limit, |_, _| true)
     }
 
     fn replay(&self, saved: &mut HttpSaved<B>, attempt: Attempt) -> Option<Self::Request> {

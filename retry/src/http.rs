@@ -136,13 +136,13 @@ pub struct HttpSaved<B> {
     eligible: bool,
 }
 
+#[inline]
 pub(crate) fn prepare<B: Body>(
     req: Request<B>,
     limit: usize,
     eligible: impl FnOnce(&Method, &HeaderMap) -> bool,
-    attempt: Attempt,
 ) -> (Request<ReplayBody<B>>, HttpSaved<B>) {
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let eligible = eligible(&parts.method, &parts.headers);
     let (body, saved_body) = if eligible {
         ReplayBody::wrap(body, limit)
@@ -166,7 +166,8 @@ pub(crate) fn prepare<B: Body>(
         body: saved_body,
         eligible,
     };
-    parts.extensions.insert(attempt);
+    // The first attempt carries no `Attempt` (its absence means "first"): inserting one
+    // would box it into the extensions map, three allocations on every call's success path.
     (Request::from_parts(parts, body), saved)
 }
 
@@ -198,8 +199,9 @@ impl<B: Body> Replay<Request<B>> for HttpPolicy {
     type Request = Request<ReplayBody<B>>;
     type Saved = HttpSaved<B>;
 
-    fn prepare(&self, req: Request<B>, attempt: Attempt) -> (Self::Request, HttpSaved<B>) {
-        prepare(req, self.body_limit, is_retryable_method, attempt)
+    #[inline]
+    fn prepare(&self, req: Request<B>, _: Attempt) -> (Self::Request, HttpSaved<B>) {
+        prepare(req, self.body_limit, is_retryable_method)
     }
 
     fn replay(&self, saved: &mut HttpSaved<B>, attempt: Attempt) -> Option<Self::Request> {

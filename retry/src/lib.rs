@@ -19,8 +19,9 @@
 //!   has started, is never retried (see [`ReplayBody`]);
 //! - **breaker-aware** (feature `circuit-breaker`): a `palisade-circuit-breaker` rejection is
 //!   retried only after its `retry_after`, within budget and deadline, else returned at once;
-//! - **visible attempts**: every request carries an [`Attempt`] in its extensions (the client
-//!   trace layer records `http.request.resend_count` from it), an [`on_retry`](Builder::on_retry)
+//! - **visible attempts**: every resend carries an [`Attempt`] in its extensions, read with
+//!   [`Attempt::of`] (the first attempt carries none, so the success path allocates nothing;
+//!   the client trace layer records `http.request.resend_count` from it), an [`on_retry`](Builder::on_retry)
 //!   hook, [`Stats`] counters, `tracing` events and `metrics` (see [`observe`]);
 //! - **hedged requests** for idempotent reads ([`HedgeLayer`]): a second attempt after a
 //!   delay, the first answer wins, the other is cancelled; budgeted too;
@@ -58,7 +59,7 @@
 //! let calls = Arc::new(AtomicU32::new(0));
 //! let c = calls.clone();
 //! let client = service_fn(move |req: Request<ReplayBody<Full<Bytes>>>| {
-//!     let attempt = req.extensions().get::<Attempt>().unwrap().number();
+//!     let attempt = Attempt::of(req.extensions()).number();
 //!     assert_eq!(attempt, c.fetch_add(1, Ordering::SeqCst) + 1);
 //!     async move {
 //!         // A client sends the whole body; the retry layer keeps a copy as it goes.

@@ -181,7 +181,8 @@ async fn a_committed_response_is_never_retried() {
         let c2 = calls.clone();
         let svc = service_fn(move |req: http::Request<ReplayBody<Full<Bytes>>>| {
             let n = c2.fetch_add(1, Ordering::SeqCst) + 1;
-            assert_eq!(req.extensions().get::<Attempt>().unwrap().number(), n);
+            assert_eq!(Attempt::of(req.extensions()).number(), n);
+            assert_eq!(req.extensions().get::<Attempt>().is_some(), n > 1);
             let previous = req.headers().get("grpc-previous-rpc-attempts").cloned();
             assert_eq!(previous.is_some(), n > 1);
             let mut res = http::Response::new(Full::new(Bytes::from_static(b"\0\0\0\0\0")));

@@ -39,7 +39,7 @@ fn replicas(
         calls.fetch_add(1, Ordering::SeqCst);
         live.fetch_add(1, Ordering::SeqCst);
         let guard = Live(live.clone());
-        let n = req.extensions().get::<Attempt>().unwrap().number();
+        let n = Attempt::of(req.extensions()).number();
         let wait = if n == 1 { first } else { second };
         async move {
             tokio::time::sleep(wait).await;

@@ -1,5 +1,6 @@
 //! The HTTP policy with an in-process inner service (paused time): statuses, idempotency,
-//! `Retry-After`, connection errors, and the `Attempt` in every request's extensions.
+//! `Retry-After`, connection errors, and the `Attempt` in every resend's extensions (none on the
+//! first attempt).
 #![cfg(feature = "http")]
 
 use std::sync::{Arc, Mutex};
@@ -31,11 +32,10 @@ fn server(
         let seen = seen.clone();
         let statuses = statuses.clone();
         async move {
-            let attempt = req
-                .extensions()
-                .get::<Attempt>()
-                .copied()
-                .expect("Attempt in extensions");
+            let carried = req.extensions().get::<Attempt>().copied();
+            let attempt = Attempt::of(req.extensions());
+            // The first attempt goes out untouched; every resend says which one it is.
+            assert_eq!(carried.is_some(), attempt.is_retry(), "{carried:?}");
             let body = req.into_body().collect().await?.to_bytes();
             let n = {
                 let mut s = seen.lock().unwrap();

@@ -3,9 +3,9 @@
 //! The retry layer sits at the HTTP level of the tonic client: it takes the generated
 //! client's `http::Request<tonic::body::Body>`, keeps the encoded message as it is sent
 //! (64 KiB at most; ours are tiny) and re-sends it byte-identical; `tonic_body` turns its
-//! replay body back into a `tonic::body::Body` right above the channel. Every attempt
+//! replay body back into a `tonic::body::Body` right above the channel. Every resend
 //! carries a [`palisade_retry::Attempt`] (the client trace layer records
-//! `http.request.resend_count` from it) and every retry `grpc-previous-rpc-attempts`.
+//! `http.request.resend_count` from it) and `grpc-previous-rpc-attempts`.
 //! Both calls are safe to repeat: `Reserve` is idempotent by order id and `Release` is
 //! idempotent.
 //!
