@@ -20,6 +20,13 @@ pub const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
+/// Bucket boundaries for `palisade_retry_attempts_per_request` (`palisade-retry`'s
+/// histogram of attempts sent per request).
+pub const ATTEMPTS_BUCKETS: [f64; 8] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0];
+
+/// `palisade-retry`'s histogram of attempts per request, as the facade sees it.
+pub const RETRY_ATTEMPTS_PER_REQUEST: &str = "palisade_retry_attempts_per_request";
+
 /// `http.server.request.duration`
 pub const HTTP_SERVER_DURATION: &str = "http.server.request.duration";
 /// `http.server.active_requests`
@@ -125,9 +132,13 @@ mod enabled {
     }
 
     /// A Prometheus exporter builder with the semantic-convention buckets for every
-    /// duration histogram (real histograms, not summaries) and unit suffixes
+    /// duration histogram (real histograms, not summaries), [`ATTEMPTS_BUCKETS`] for
+    /// `palisade-retry`'s attempts per request, and unit suffixes
     /// (`http_server_request_duration_seconds`). Recorders it builds should be passed
     /// to [`describe_on`] for HELP lines.
+    ///
+    /// Every Palisade histogram gets buckets: a summary cannot be aggregated across
+    /// instances, and the exporter keeps a growing sketch per summary series.
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     pub fn prometheus_builder() -> metrics_exporter_prometheus::PrometheusBuilder {
         metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -136,6 +147,11 @@ mod enabled {
                 &DURATION_BUCKETS,
             )
             .expect("the semconv buckets are not empty")
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(RETRY_ATTEMPTS_PER_REQUEST.to_owned()),
+                &ATTEMPTS_BUCKETS,
+            )
+            .expect("the attempts buckets are not empty")
             .with_recommended_naming(true)
     }
 

@@ -146,9 +146,19 @@ async fn client_and_rpc_metrics() {
         .await
         .unwrap();
     drop(res);
+    // palisade-retry's histogram (described by the retry layer) is a histogram, not a summary.
+    metrics::describe_histogram!(
+        "palisade_retry_attempts_per_request",
+        "Attempts sent per request"
+    );
+    metrics::histogram!("palisade_retry_attempts_per_request", "retry" => "inventory").record(2.0);
 
     let text = handle.render();
+    assert!(!text.contains("quantile="), "a summary: {text}");
     for needle in [
+        "# TYPE palisade_retry_attempts_per_request histogram",
+        "palisade_retry_attempts_per_request_bucket{retry=\"inventory\",le=\"1\"} 0",
+        "palisade_retry_attempts_per_request_bucket{retry=\"inventory\",le=\"2\"} 1",
         "# HELP rpc_server_call_duration_seconds",
         "# HELP rpc_client_call_duration_seconds",
         "# HELP http_client_request_duration_seconds",

@@ -145,6 +145,11 @@ impl Service {
         ))
     }
 
+    /// Anonymous resident memory in KiB (`RssAnon`), if readable.
+    pub(crate) fn anon_kib(&self) -> Option<u64> {
+        anon_kib(self.pid())
+    }
+
     /// Resident memory in KiB (`VmRSS`), if readable.
     pub(crate) fn rss_kib(&self) -> Option<u64> {
         rss_kib(self.pid())
@@ -157,12 +162,26 @@ impl Drop for Service {
     }
 }
 
-/// `VmRSS` of process `pid` in KiB, from `/proc/<pid>/status` (Linux).
+/// `VmRSS` of process `pid` in KiB, from `/proc/<pid>/status` (Linux): all its resident
+/// pages, the executable's code included.
 pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// `RssAnon` of process `pid` in KiB, from `/proc/<pid>/status` (Linux): its resident
+/// anonymous pages (heap, stacks, anonymous maps), where a leak shows. Unlike `VmRSS` it
+/// leaves out the file-backed pages of the executable, which grow as code paths run for the
+/// first time (a fault phase's error paths) and are reclaimable: in a debug build they are
+/// most of `VmRSS`.
+pub fn anon_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "RssAnon:")
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
 }
@@ -176,6 +195,8 @@ mod tests {
         if cfg!(target_os = "linux") {
             let kib = rss_kib(std::process::id()).unwrap();
             assert!(kib > 100, "{kib} KiB");
+            let anon = anon_kib(std::process::id()).unwrap();
+            assert!(anon > 0 && anon <= kib, "{anon} of {kib} KiB");
         }
     }
 
