@@ -2,7 +2,8 @@
 # End-to-end HTTP under load on loopback (issue: head-to-head benchmarks), with wrk:
 #
 #   1. server: bare axum "hello" vs the same with the full server stack
-#      (Health -> ServerTrace + metrics, spans sampled and batch-exported);
+#      (Health -> ServerTrace + metrics, spans batch-exported), every trace sampled, and
+#      1 % of them sampled (LOAD_SAMPLE_RATIO=0.01: a production-like ratio);
 #   2. front -> upstream: a front service making one HTTP call per request to an upstream
 #      service (the order -> inventory shape), bare vs the full client stack
 #      (Retry -> CircuitBreaker -> ClientTrace -> Timeout) plus the full server stack on both.
@@ -33,10 +34,16 @@ command -v wrk >/dev/null 2>&1 || { echo "load.sh: wrk not found" >&2; exit 1; }
 cargo build --release -p palisade-benches --bin load_target
 bin=target/release/load_target
 out=$(mktemp -d)
-pids=()
+# `start` runs in a command substitution (a subshell), so the pids go to a file.
+stop_all() {
+  if [ -s "$out/pids" ]; then
+    while read -r p; do kill "$p" 2>/dev/null || true; done <"$out/pids"
+    while read -r p; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done <"$out/pids"
+  fi
+  : >"$out/pids"
+}
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  stop_all
   rm -rf "$out"
 }
 trap cleanup EXIT
@@ -48,18 +55,12 @@ start() {
   local name=$1; shift
   local port; port=$(free_port)
   "$bin" "$1" "127.0.0.1:$port" "${@:2}" >"$out/$name.log" 2>&1 &
-  pids+=($!)
+  echo $! >>"$out/pids"
   for _ in $(seq 1 100); do
     grep -q '^listening on' "$out/$name.log" 2>/dev/null && { echo "127.0.0.1:$port"; return; }
     sleep 0.1
   done
   echo "load.sh: $name did not start:" >&2; cat "$out/$name.log" >&2; exit 1
-}
-
-stop_all() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  pids=()
 }
 
 # run LABEL ADDR: one wrk run; appends "label rps p50_ms p99_ms" to $out/results.
@@ -88,6 +89,7 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "--- round $round/$ROUNDS: server, bare vs full stack" >&2
   a=$(start server-bare server-bare); run server_bare "$a"; stop_all
   a=$(start server-full server-full); run server_full "$a"; stop_all
+  a=$(LOAD_SAMPLE_RATIO=0.01 start server-full server-full); run server_full_1pct "$a"; stop_all
 
   echo "--- round $round/$ROUNDS: front -> upstream, bare vs full stacks" >&2
   up=$(start upstream-bare server-bare); a=$(start front-bare front-bare "$up")
@@ -111,16 +113,19 @@ print(f"|{'-'*38}|{'-'*11}|{'-'*9}|{'-'*9}|{'-'*15}|{'-'*13}|")
 names = {
     "server_bare": "axum hello, bare",
     "server_full": "axum hello, full server stack",
+    "server_full_1pct": "axum hello, full stack, 1 % sampled",
     "front_bare": "front -> upstream, bare",
     "front_full": "front -> upstream, full stacks",
 }
-for bare, full in (("server_bare", "server_full"), ("front_bare", "front_full")):
+for bare, *fulls in (("server_bare", "server_full", "server_full_1pct"), ("front_bare", "front_full")):
     b = med[bare]
-    for k in (bare, full):
+    for k in (bare, *fulls):
         r = med[k]
         print(f"| {names[k]:<36} | {r[0]:>9.0f} | {r[1]:>7.3f} | {r[2]:>7.3f} | {r[0]/b[0]:>12.2f}x | {r[2]/b[2]:>10.2f}x |")
-s = med["server_full"][0] / med["server_bare"][0]
-p = med["server_full"][2] / med["server_bare"][2]
-print(f"\nfull server stack: {s:.2f}x bare throughput (target >= 0.90: {'met' if s >= 0.9 else 'NOT met'}), "
-      f"p99 {p:.2f}x bare (target <= 1.2: {'met' if p <= 1.2 else 'NOT met'})")
+print()
+for k, what in (("server_full", "every trace sampled"), ("server_full_1pct", "1 % sampled")):
+    s = med[k][0] / med["server_bare"][0]
+    p = med[k][2] / med["server_bare"][2]
+    print(f"full server stack, {what}: {s:.2f}x bare throughput (target >= 0.90: {'met' if s >= 0.9 else 'NOT met'}), "
+          f"p99 {p:.2f}x bare (target <= 1.2: {'met' if p <= 1.2 else 'NOT met'})")
 PY

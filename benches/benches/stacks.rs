@@ -176,7 +176,7 @@ fn bench(c: &mut Criterion) {
     };
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::filter::LevelFilter::INFO)
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+        .with(palisade_tracing_layer::otel_layer(provider.tracer("bench")));
     let _guard = tracing::subscriber::set_default(subscriber);
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),

@@ -126,7 +126,7 @@ fn bench(c: &mut Criterion) {
         let provider = provider(sampled);
         let subscriber = tracing_subscriber::registry()
             .with(tracing_subscriber::filter::LevelFilter::TRACE)
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+            .with(palisade_tracing_layer::otel_layer(provider.tracer("bench")));
         let _guard = tracing::subscriber::set_default(subscriber);
         let mut g = c.benchmark_group(format!("tracing_layer/{group}"));
         for (name, app) in apps() {

@@ -281,7 +281,8 @@ impl HealthRegistryBuilder {
 /// - timeout: 2 s
 /// - interval: 10 s
 /// - staleness bound: `2 × interval + timeout`
-/// - measurement: `responseTime` (the body key is `name:measurement`)
+/// - component: the name (the body key is `component:measurement`)
+/// - measurement: `responseTime`
 #[derive(Clone)]
 #[must_use]
 pub struct HealthCheck {
@@ -293,6 +294,7 @@ pub struct HealthCheck {
     pub(crate) interval: Duration,
     pub(crate) stale_after: Option<Duration>,
     pub(crate) measurement: Cow<'static, str>,
+    pub(crate) component: Option<Cow<'static, str>>,
     pub(crate) component_type: Option<String>,
     pub(crate) component_id: Option<String>,
 }
@@ -307,6 +309,7 @@ impl fmt::Debug for HealthCheck {
             .field("interval", &self.interval)
             .field("stale_after", &self.stale_after)
             .field("measurement", &self.measurement)
+            .field("component", &self.component)
             .finish_non_exhaustive()
     }
 }
@@ -323,6 +326,7 @@ impl HealthCheck {
             interval: Duration::from_secs(10),
             stale_after: None,
             measurement: Cow::Borrowed("responseTime"),
+            component: None,
             component_type: None,
             component_id: None,
         }
@@ -377,7 +381,31 @@ impl HealthCheck {
         self
     }
 
-    /// The measurement part of the body key `name:measurement`. Defaults to
+    /// The component part of the body key `component:measurement`. Defaults to the
+    /// check's name. Checks of several instances of one component (each with its own
+    /// name, for metrics and gRPC dependencies, and its own
+    /// [`component_id`](Self::component_id)) that share a component and measurement are
+    /// listed together under one key, one entry each, in registration order, as the
+    /// health+json format has it. Same character rules as the name.
+    ///
+    /// ```
+    /// use palisade_health::{HealthCheck, Outcome, check_fn};
+    ///
+    /// let primary = HealthCheck::readiness("db-primary", check_fn(|| async { Outcome::pass() }))
+    ///     .component("postgres")
+    ///     .component_id("primary");
+    /// let replica = HealthCheck::readiness("db-replica", check_fn(|| async { Outcome::pass() }))
+    ///     .component("postgres")
+    ///     .component_id("replica");
+    /// // Both are reported under "postgres:responseTime".
+    /// # drop((primary, replica));
+    /// ```
+    pub fn component(mut self, component: impl Into<Cow<'static, str>>) -> Self {
+        self.component = Some(component.into());
+        self
+    }
+
+    /// The measurement part of the body key `component:measurement`. Defaults to
     /// `responseTime`, matching the run time reported when the check sets no observed
     /// value. Same character rules as the name.
     pub fn measurement(mut self, measurement: impl Into<Cow<'static, str>>) -> Self {
@@ -411,6 +439,9 @@ impl HealthCheck {
     pub(crate) fn validate(&self) -> Result<Duration, ConfigError> {
         validate_name("name", &self.name)?;
         validate_name("measurement", &self.measurement)?;
+        if let Some(component) = &self.component {
+            validate_name("component", component)?;
+        }
         if self.timeout.is_zero() {
             return Err(ConfigError::new("timeout", "must be greater than zero"));
         }

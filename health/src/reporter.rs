@@ -278,8 +278,15 @@ pub(crate) fn build(
         }
         let mut checks = Map::new();
         for v in views.iter().filter(|v| kinds.contains(&v.entry.reg.kind)) {
-            let key = format!("{}:{}", v.entry.reg.name, v.entry.reg.measurement);
-            checks.insert(key, Value::Array(vec![v.json.clone()]));
+            let reg = &v.entry.reg;
+            let component = reg.component.as_deref().unwrap_or(&reg.name);
+            let key = format!("{component}:{}", reg.measurement);
+            // Instances of one component share a key: one entry each.
+            if let Some(Value::Array(entries)) = checks.get_mut(&key) {
+                entries.push(v.json.clone());
+            } else {
+                checks.insert(key, Value::Array(vec![v.json.clone()]));
+            }
         }
         if !checks.is_empty() {
             body.insert("checks".into(), Value::Object(checks));

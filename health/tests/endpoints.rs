@@ -506,6 +506,62 @@ async fn json_body_follows_the_draft_field_by_field() {
     );
 }
 
+/// Instances of one component (their own names and `componentId`s, one `component`) are
+/// listed together under one `component:measurement` key, in registration order, and the
+/// worst of them decides; other checks keep their own keys.
+#[tokio::test(start_paused = true)]
+async fn instances_of_one_component_share_one_key() {
+    let health = HealthRegistry::builder()
+        .without_runtime_heartbeat()
+        .details(Details::always())
+        .build()
+        .unwrap();
+    for (name, id, outcome) in [
+        ("db-primary", "primary", Outcome::pass()),
+        ("db-replica", "replica", Outcome::warn("lagging 12 s")),
+    ] {
+        health
+            .register(
+                HealthCheck::readiness(name, check_fn(move || {
+                    let o = outcome.clone();
+                    async move { o }
+                }))
+                .non_critical()
+                .component("postgres")
+                .component_id(id),
+            )
+            .unwrap();
+    }
+    health
+        .register(HealthCheck::readiness("cache", check_fn(|| async { Outcome::pass() })))
+        .unwrap();
+    settle().await;
+    let p = get(&health, "/health/ready").await;
+    assert_eq!(p.status, StatusCode::OK);
+    let body = p.json();
+    assert_eq!(body["status"], "warn");
+    let checks = body["checks"].as_object().unwrap();
+    let mut keys: Vec<&str> = checks.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["cache:responseTime", "postgres:responseTime"]);
+    let instances = checks["postgres:responseTime"].as_array().unwrap();
+    let seen: Vec<(&str, &str)> = instances
+        .iter()
+        .map(|i| (i["componentId"].as_str().unwrap(), i["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, [("primary", "pass"), ("replica", "warn")]);
+    assert_eq!(instances[1]["output"], "lagging 12 s");
+    assert_eq!(checks["cache:responseTime"].as_array().unwrap().len(), 1);
+
+    // The component obeys the name rules.
+    let err = health
+        .register(
+            HealthCheck::readiness("x", check_fn(|| async { Outcome::pass() })).component("a:b"),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("component"), "{err}");
+}
+
 fn assert_rfc3339(t: &str) {
     let b = t.as_bytes();
     assert_eq!(b.len(), 24, "{t}");

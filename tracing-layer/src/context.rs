@@ -22,3 +22,34 @@ pub fn in_current_context<F: Future>(
     let cx = span.context();
     future.with_context(cx).instrument(span)
 }
+
+/// The `tracing-opentelemetry` layer as Palisade's [`telemetry`](crate::telemetry) sets it
+/// up, for a subscriber built by hand: spans go to `tracer`, without the attributes that
+/// cost on every request and say nothing about it.
+///
+/// `tracing-opentelemetry`'s defaults add to every span its thread's name and id (the
+/// name copied into a new `String` per span; in async code the thread a span started on
+/// is not where it ran) and its busy and idle time (two clock reads each time the span is
+/// entered and left: once per poll of a request's future). Both are off here; the code
+/// location and the `tracing` target stay.
+///
+/// ```
+/// use opentelemetry::trace::TracerProvider as _;
+/// use tracing_subscriber::layer::SubscriberExt as _;
+///
+/// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+/// let subscriber = tracing_subscriber::registry()
+///     .with(palisade_tracing_layer::otel_layer(provider.tracer("orders")));
+/// # drop(subscriber);
+/// ```
+pub fn otel_layer<S, T>(tracer: T) -> tracing_opentelemetry::OpenTelemetryLayer<S, T>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    T: opentelemetry::trace::Tracer + 'static,
+    T::Span: Send + Sync,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+}

@@ -54,7 +54,7 @@ pub mod telemetry;
 
 pub use body::TracedBody;
 pub use client::{ClientTrace, ClientTraceLayer};
-pub use context::{current_context, in_current_context};
+pub use context::{current_context, in_current_context, otel_layer};
 pub use propagation::W3cPropagator;
 pub use server::{ServerTrace, ServerTraceLayer};
 #[cfg(feature = "otlp")]

@@ -488,9 +488,7 @@ impl TelemetryBuilder {
                 .boxed(),
         };
         let otel = provider.as_ref().map(|p| {
-            tracing_opentelemetry::layer()
-                .with_tracer(p.tracer(config.service_name.clone()))
-                .boxed()
+            crate::otel_layer(p.tracer(config.service_name.clone())).boxed()
         });
         tracing_subscriber::registry()
             .with(otel)

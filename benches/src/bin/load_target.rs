@@ -12,8 +12,9 @@
 //! inventory-service (one downstream call per request), without their SQLite and gRPC work,
 //! so the ratio shows the middleware and not the database.
 //!
-//! The full variants run as the example services do: a parent-based, always-on sampler with
-//! a batch span processor (exporting to a sink that drops the spans: no collector is needed),
+//! The full variants run as the example services do: a parent-based sampler (always on, or
+//! sampling the share of root traces in `LOAD_SAMPLE_RATIO`, 0 to 1) with a batch span
+//! processor (exporting to a sink that drops the spans: no collector is needed),
 //! the tracing-opentelemetry subscriber at INFO, and a real Prometheus recorder served on
 //! `/metrics`. The process prints `listening on ADDR` once it accepts connections and runs
 //! until killed.
@@ -60,13 +61,22 @@ const USAGE: &str =
 
 /// Installs what a service with the full stack runs with; returns the provider to keep.
 fn telemetry() -> (SdkTracerProvider, Router) {
+    let root = match std::env::var("LOAD_SAMPLE_RATIO") {
+        Ok(r) => Sampler::TraceIdRatioBased(
+            r.parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .expect("LOAD_SAMPLE_RATIO is a number from 0 to 1"),
+        ),
+        Err(_) => Sampler::AlwaysOn,
+    };
     let provider = SdkTracerProvider::builder()
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+        .with_sampler(Sampler::ParentBased(Box::new(root)))
         .with_batch_exporter(Sink)
         .build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::filter::LevelFilter::INFO)
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("load")));
+        .with(palisade_tracing_layer::otel_layer(provider.tracer("load")));
     tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
     let handle = palisade_tracing_layer::metrics::install_prometheus().expect("one recorder");
     (
