@@ -522,10 +522,13 @@ async fn instances_of_one_component_share_one_key() {
     ] {
         health
             .register(
-                HealthCheck::readiness(name, check_fn(move || {
-                    let o = outcome.clone();
-                    async move { o }
-                }))
+                HealthCheck::readiness(
+                    name,
+                    check_fn(move || {
+                        let o = outcome.clone();
+                        async move { o }
+                    }),
+                )
                 .non_critical()
                 .component("postgres")
                 .component_id(id),
@@ -533,7 +536,10 @@ async fn instances_of_one_component_share_one_key() {
             .unwrap();
     }
     health
-        .register(HealthCheck::readiness("cache", check_fn(|| async { Outcome::pass() })))
+        .register(HealthCheck::readiness(
+            "cache",
+            check_fn(|| async { Outcome::pass() }),
+        ))
         .unwrap();
     settle().await;
     let p = get(&health, "/health/ready").await;
@@ -547,7 +553,12 @@ async fn instances_of_one_component_share_one_key() {
     let instances = checks["postgres:responseTime"].as_array().unwrap();
     let seen: Vec<(&str, &str)> = instances
         .iter()
-        .map(|i| (i["componentId"].as_str().unwrap(), i["status"].as_str().unwrap()))
+        .map(|i| {
+            (
+                i["componentId"].as_str().unwrap(),
+                i["status"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(seen, [("primary", "pass"), ("replica", "warn")]);
     assert_eq!(instances[1]["output"], "lagging 12 s");

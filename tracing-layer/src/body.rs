@@ -115,7 +115,7 @@ impl Finish {
             }
         }
         if self.instruments.is_some() {
-            Instruments::record(self);
+            Instruments::record(&mut *self);
         }
     }
 }

@@ -71,6 +71,33 @@ mod enabled {
     #[derive(Debug, Clone, Copy)]
     pub(crate) struct Instruments;
 
+    /// `"100"` to `"599"`, three ASCII digits each, so a status label borrows a `'static`
+    /// string instead of formatting one per request.
+    static STATUS_DIGITS: [u8; 1500] = {
+        let mut a = [0u8; 1500];
+        let mut i = 0;
+        while i < 500 {
+            let n = 100 + i;
+            a[i * 3] = b'0' + (n / 100) as u8;
+            a[i * 3 + 1] = b'0' + ((n / 10) % 10) as u8;
+            a[i * 3 + 2] = b'0' + (n % 10) as u8;
+            i += 1;
+        }
+        a
+    };
+
+    /// The `http.response.status_code` label.
+    pub(super) fn status_label(status: u16) -> metrics::Label {
+        const KEY: &str = "http.response.status_code";
+        if (100..600).contains(&status) {
+            let i = usize::from(status - 100) * 3;
+            if let Ok(s) = std::str::from_utf8(&STATUS_DIGITS[i..i + 3]) {
+                return metrics::Label::from_static_parts(KEY, s);
+            }
+        }
+        metrics::Label::new(KEY, status.to_string())
+    }
+
     fn split_rpc(full: &str) -> (String, String) {
         let service = full.rsplit_once('/').map_or("", |(s, _)| s);
         (service.to_owned(), full.to_owned())
@@ -82,7 +109,8 @@ mod enabled {
                 .increment(1.0);
         }
 
-        pub(crate) fn record(f: &Finish) {
+        /// Records the call's duration. Takes the route out of `f` (it is recorded once).
+        pub(crate) fn record(f: &mut Finish) {
             let secs = f.start.elapsed().as_secs_f64();
             match (f.protocol, f.side) {
                 (Protocol::Http, Side::Server) => {
@@ -92,14 +120,11 @@ mod enabled {
                         metrics::Label::from_static_parts("http.request.method", f.method),
                         metrics::Label::from_static_parts("url.scheme", f.scheme),
                     ];
-                    if let Some(r) = &f.route {
-                        labels.push(metrics::Label::new("http.route", r.clone()));
+                    if let Some(r) = f.route.take() {
+                        labels.push(metrics::Label::new("http.route", r));
                     }
                     if let Some(s) = f.status {
-                        labels.push(metrics::Label::new(
-                            "http.response.status_code",
-                            s.to_string(),
-                        ));
+                        labels.push(status_label(s));
                     }
                     metrics::histogram!(HTTP_SERVER_DURATION, labels).record(secs);
                 }
@@ -109,10 +134,7 @@ mod enabled {
                         metrics::Label::from_static_parts("url.scheme", f.scheme),
                     ];
                     if let Some(s) = f.status {
-                        labels.push(metrics::Label::new(
-                            "http.response.status_code",
-                            s.to_string(),
-                        ));
+                        labels.push(status_label(s));
                     }
                     metrics::histogram!(HTTP_CLIENT_DURATION, labels).record(secs);
                 }
@@ -227,9 +249,23 @@ mod disabled {
     impl Instruments {
         pub(crate) fn started(_method: &'static str, _scheme: &'static str) {}
 
-        pub(crate) fn record(_f: &Finish) {}
+        pub(crate) fn record(_f: &mut Finish) {}
     }
 }
 
 #[cfg(not(feature = "metrics"))]
 pub(crate) use disabled::Instruments;
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use super::enabled::status_label;
+
+    #[test]
+    fn status_labels_are_the_code_in_digits() {
+        for code in [100, 200, 204, 404, 418, 503, 599, 600, 99, 1000] {
+            let label = status_label(code);
+            assert_eq!(label.key(), "http.response.status_code");
+            assert_eq!(label.value(), code.to_string(), "{code}");
+        }
+    }
+}

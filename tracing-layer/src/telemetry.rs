@@ -487,9 +487,9 @@ impl TelemetryBuilder {
                 .event_format(JsonFormat)
                 .boxed(),
         };
-        let otel = provider.as_ref().map(|p| {
-            crate::otel_layer(p.tracer(config.service_name.clone())).boxed()
-        });
+        let otel = provider
+            .as_ref()
+            .map(|p| crate::otel_layer(p.tracer(config.service_name.clone())).boxed());
         tracing_subscriber::registry()
             .with(otel)
             .with(fmt_layer.with_filter(filter))

@@ -1,6 +1,8 @@
 //! RED metrics through a Prometheus recorder: semconv histogram buckets, labels without raw
 //! paths, HELP lines; `promtool check metrics` and a real Prometheus server scrape it.
 
+#![cfg(all(feature = "metrics", feature = "axum"))]
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
