@@ -26,8 +26,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::{BodyExt as _, Empty};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use palisade_circuit_breaker::CircuitBreakerLayer;
 use palisade_circuit_breaker::http::HttpClassifier;
 use palisade_health::HealthRegistry;
@@ -36,16 +35,6 @@ use palisade_retry::{ReplayBody, RetryLayer};
 use palisade_tracing_layer::{ClientTraceLayer, ServerTraceLayer};
 use tower::{BoxError, ServiceBuilder, ServiceExt as _, service_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
-
-#[derive(Debug)]
-struct NoopExporter;
-
-impl SpanExporter for NoopExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch);
-        Ok(())
-    }
-}
 
 const SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
@@ -171,7 +160,7 @@ fn bench(c: &mut Criterion) {
         let _enter = rt.enter();
         SdkTracerProvider::builder()
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
-            .with_batch_exporter(NoopExporter)
+            .with_batch_exporter(palisade_benches::DropExporter)
             .build()
     };
     let subscriber = tracing_subscriber::registry()

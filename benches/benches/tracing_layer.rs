@@ -41,21 +41,10 @@ use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt as _;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use palisade_tracing_layer::ServerTraceLayer;
 use tower::ServiceExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
-
-#[derive(Debug)]
-struct NoopExporter;
-
-impl SpanExporter for NoopExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch);
-        Ok(())
-    }
-}
 
 fn provider(sampled: bool) -> SdkTracerProvider {
     let sampler = if sampled {
@@ -65,7 +54,7 @@ fn provider(sampled: bool) -> SdkTracerProvider {
     };
     SdkTracerProvider::builder()
         .with_sampler(sampler)
-        .with_batch_exporter(NoopExporter)
+        .with_batch_exporter(palisade_benches::DropExporter)
         .build()
 }
 

@@ -28,3 +28,18 @@ pub fn report_allocations(case: &str, per_call: f64) {
         }
     }
 }
+
+/// A span exporter that drops every batch: the benches and `load_target` run the real batch
+/// span processor (queueing, batching, the export call) without a collector.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DropExporter;
+
+impl opentelemetry_sdk::trace::SpanExporter for DropExporter {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        std::hint::black_box(batch);
+        Ok(())
+    }
+}

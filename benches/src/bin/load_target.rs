@@ -32,8 +32,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use palisade_circuit_breaker::CircuitBreakerLayer;
 use palisade_circuit_breaker::http::HttpClassifier;
 use palisade_health::HealthRegistry;
@@ -45,16 +44,6 @@ use tower::{BoxError, ServiceBuilder, ServiceExt as _};
 use tracing_subscriber::layer::SubscriberExt as _;
 
 type Upstream = BoxCloneSyncService<Request<Body>, axum::response::Response, BoxError>;
-
-#[derive(Debug)]
-struct Sink;
-
-impl SpanExporter for Sink {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        drop(batch);
-        Ok(())
-    }
-}
 
 const USAGE: &str =
     "usage: load_target server-bare|server-full ADDR | front-bare|front-full ADDR UPSTREAM";
@@ -72,7 +61,7 @@ fn telemetry() -> (SdkTracerProvider, Router) {
     };
     let provider = SdkTracerProvider::builder()
         .with_sampler(Sampler::ParentBased(Box::new(root)))
-        .with_batch_exporter(Sink)
+        .with_batch_exporter(palisade_benches::DropExporter)
         .build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::filter::LevelFilter::INFO)
