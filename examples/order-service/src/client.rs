@@ -1,6 +1,7 @@
 //! The inventory client: the tonic client over the resilience stack, and the mapping of
 //! its errors to what the order logic needs to know.
 
+use std::collections::VecDeque;
 use std::error::Error as StdError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -102,15 +103,32 @@ pub(crate) struct InventoryClient {
     stats: RetryStats,
 }
 
-/// The breaker's transitions so far, recorded by its `on_state_change` hook (which runs
-/// only on a transition, never per call). Cheap to clone; clones share the log.
+/// The breaker's latest transitions, recorded by its `on_state_change` hook (which runs
+/// only on a transition, never per call). Cheap to clone; clones share the log. It keeps
+/// the last [`BreakerLog::KEEP`] transitions: a service that runs for months must not
+/// grow with every outage.
 #[derive(Debug, Clone, Default)]
-pub struct BreakerLog(Arc<Mutex<Vec<BreakerTransition>>>);
+pub struct BreakerLog(Arc<Mutex<VecDeque<BreakerTransition>>>);
 
 impl BreakerLog {
-    /// Every transition so far, oldest first.
+    /// How many transitions the log keeps; older ones are dropped.
+    pub const KEEP: usize = 256;
+
+    /// The transitions kept, oldest first.
     pub fn transitions(&self) -> Vec<BreakerTransition> {
-        self.0.lock().map(|t| t.clone()).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn push(&self, t: BreakerTransition) {
+        if let Ok(mut log) = self.0.lock() {
+            if log.len() == Self::KEEP {
+                log.pop_front();
+            }
+            log.push_back(t);
+        }
     }
 }
 
@@ -152,7 +170,7 @@ impl InventoryClient {
             .map_err(|e| invalid(e.to_string()))?;
         let channel = endpoint.connect_timeout(config.try_timeout).connect_lazy();
         let transitions = BreakerLog::default();
-        let log = Arc::clone(&transitions.0);
+        let log = transitions.clone();
         let breaker = CircuitBreakerLayer::builder("inventory")
             .with_classifier(GrpcClassifier::grpc())
             // The calls of the last 10 s, so a burst of failures trips it quickly and old
@@ -171,14 +189,12 @@ impl InventoryClient {
                     failure_rate = t.failure_rate(),
                     "circuit breaker state changed"
                 );
-                if let Ok(mut log) = log.lock() {
-                    log.push(BreakerTransition {
-                        at: Instant::now(),
-                        from: t.from(),
-                        to: t.to(),
-                        failure_rate: t.failure_rate(),
-                    });
-                }
+                log.push(BreakerTransition {
+                    at: Instant::now(),
+                    from: t.from(),
+                    to: t.to(),
+                    failure_rate: t.failure_rate(),
+                });
             })
             .build()
             .map_err(|e| {
@@ -282,5 +298,35 @@ impl InventoryClient {
         };
         let mut client = self.client.clone();
         Ok(self.call(client.release(request)).await?.released)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_breaker_log_keeps_only_the_latest_transitions() {
+        let log = BreakerLog::default();
+        let t0 = Instant::now();
+        for i in 0..BreakerLog::KEEP + 10 {
+            log.push(BreakerTransition {
+                at: t0 + Duration::from_secs(i as u64),
+                from: State::Closed,
+                to: State::Open,
+                failure_rate: 50.0,
+            });
+        }
+        let kept = log.transitions();
+        assert_eq!(kept.len(), BreakerLog::KEEP);
+        assert_eq!(
+            kept[0].at,
+            t0 + Duration::from_secs(10),
+            "the oldest are dropped"
+        );
+        assert_eq!(
+            kept[BreakerLog::KEEP - 1].at,
+            t0 + Duration::from_secs((BreakerLog::KEEP + 9) as u64)
+        );
     }
 }
