@@ -114,8 +114,9 @@ impl Finish {
                 self.span.set_status(Status::error(String::new()));
             }
         }
-        if self.instruments.is_some() {
-            Instruments::record(&mut *self);
+        // Taken: recorded once, however often `finish` runs.
+        if let Some(instruments) = self.instruments.take() {
+            instruments.record(self);
         }
     }
 }

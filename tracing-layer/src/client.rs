@@ -24,6 +24,7 @@ struct Config {
     server: Option<(String, u16)>,
     redact_query: bool,
     metrics: bool,
+    instruments: Instruments,
 }
 
 /// A CLIENT span per call (per attempt when below a retry layer) that injects
@@ -71,6 +72,7 @@ impl ClientTraceLayer {
                 server,
                 redact_query: true,
                 metrics: true,
+                instruments: Instruments::new(),
             }),
         }
     }
@@ -225,7 +227,8 @@ where
             }
             propagation::inject_request(&span.context(), req.headers_mut());
         }
-        let instruments = (config.metrics && cfg!(feature = "metrics")).then_some(Instruments);
+        let instruments =
+            (config.metrics && cfg!(feature = "metrics")).then(|| config.instruments.clone());
         let finish = Finish {
             span,
             side: Side::Client,

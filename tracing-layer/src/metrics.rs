@@ -40,6 +40,8 @@ pub const RPC_CLIENT_DURATION: &str = "rpc.client.call.duration";
 
 #[cfg(feature = "metrics")]
 mod enabled {
+    use std::sync::{Arc, OnceLock};
+
     use super::*;
     use crate::body::{Finish, Protocol, Side};
 
@@ -67,9 +69,191 @@ mod enabled {
         metrics::describe_histogram!(RPC_CLIENT_DURATION, Unit::Seconds, "Duration of RPCs made.");
     }
 
-    /// Marker that a layer records metrics.
-    #[derive(Debug, Clone, Copy)]
-    pub(crate) struct Instruments;
+    /// A layer's metric handles, shared by its clones and by the services it builds.
+    ///
+    /// Handles are registered once per label set and kept (the hot path then only
+    /// records): the active-requests gauges by method and scheme in a fixed table, the
+    /// duration histograms in an open-addressed table of [`SLOTS`] label sets
+    /// (method, scheme, route, status), filled on first sight. Lookups are lock-free
+    /// (`OnceLock::get`); a label set seen for the first time registers its handle with
+    /// the recorder installed at that moment. Label sets beyond the table's capacity
+    /// (more than [`SLOTS`] per layer, which bounded cardinality makes rare) are recorded
+    /// through the `metrics` macros, as before.
+    #[derive(Debug, Clone)]
+    pub(crate) struct Instruments(Arc<Handles>);
+
+    /// Duration label sets cached per layer.
+    const SLOTS: usize = 128;
+
+    /// Known methods (see `server::known_method`) and `_OTHER`.
+    const METHODS: [&str; 11] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "CONNECT", "TRACE", "QUERY",
+        "_OTHER",
+    ];
+
+    struct Handles {
+        active: [OnceLock<metrics::Gauge>; METHODS.len() * 2],
+        durations: Box<[OnceLock<Slot>]>,
+    }
+
+    impl std::fmt::Debug for Handles {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let used = self.durations.iter().filter(|s| s.get().is_some()).count();
+            f.debug_struct("Handles")
+                .field("duration_label_sets", &used)
+                .finish_non_exhaustive()
+        }
+    }
+
+    /// One duration label set and its histogram.
+    struct Slot {
+        method: &'static str,
+        scheme: &'static str,
+        route: Option<Box<str>>,
+        status: Option<u16>,
+        histogram: metrics::Histogram,
+    }
+
+    impl Slot {
+        fn is(&self, method: &str, scheme: &str, route: Option<&str>, status: Option<u16>) -> bool {
+            self.method == method
+                && self.scheme == scheme
+                && self.status == status
+                && self.route.as_deref() == route
+        }
+    }
+
+    fn active_index(method: &str, scheme: &str) -> usize {
+        let m = METHODS
+            .iter()
+            .position(|k| *k == method)
+            .unwrap_or(METHODS.len() - 1);
+        m * 2 + usize::from(scheme == "https")
+    }
+
+    fn slot_hash(method: &str, scheme: &str, route: Option<&str>, status: Option<u16>) -> usize {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::hash::DefaultHasher::new();
+        (method, scheme, route, status).hash(&mut h);
+        // Truncation is intended: the hash picks a slot.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = h.finish() as usize;
+        i
+    }
+
+    impl Instruments {
+        pub(crate) fn new() -> Self {
+            Self(Arc::new(Handles {
+                active: std::array::from_fn(|_| OnceLock::new()),
+                durations: (0..SLOTS).map(|_| OnceLock::new()).collect(),
+            }))
+        }
+
+        fn active(&self, method: &'static str, scheme: &'static str) -> &metrics::Gauge {
+            self.0.active[active_index(method, scheme)].get_or_init(|| {
+                metrics::gauge!(HTTP_SERVER_ACTIVE, "http.request.method" => method, "url.scheme" => scheme)
+            })
+        }
+
+        /// The histogram of a duration label set: from the table, registered there on
+        /// first sight; `None` when the table is full of other label sets.
+        fn duration(
+            &self,
+            name: &'static str,
+            method: &'static str,
+            scheme: &'static str,
+            route: Option<&str>,
+            status: Option<u16>,
+        ) -> Option<&metrics::Histogram> {
+            let start = slot_hash(method, scheme, route, status);
+            for i in 0..SLOTS {
+                let cell = &self.0.durations[(start + i) % SLOTS];
+                let slot = match cell.get() {
+                    Some(slot) => slot,
+                    None => cell.get_or_init(|| Slot {
+                        method,
+                        scheme,
+                        route: route.map(Box::from),
+                        status,
+                        histogram: metrics::histogram!(
+                            name,
+                            duration_labels(method, scheme, route, status)
+                        ),
+                    }),
+                };
+                if slot.is(method, scheme, route, status) {
+                    return Some(&slot.histogram);
+                }
+            }
+            None
+        }
+
+        pub(crate) fn started(&self, method: &'static str, scheme: &'static str) {
+            self.active(method, scheme).increment(1.0);
+        }
+
+        #[cfg(test)]
+        pub(crate) fn duration_for_test(
+            &self,
+            route: Option<&str>,
+            status: Option<u16>,
+        ) -> Option<&metrics::Histogram> {
+            self.duration(HTTP_SERVER_DURATION, "GET", "http", route, status)
+        }
+
+        /// Records the call's duration.
+        pub(crate) fn record(&self, f: &Finish) {
+            let secs = f.start.elapsed().as_secs_f64();
+            match (f.protocol, f.side) {
+                (Protocol::Http, side) => {
+                    let (name, route) = if side == Side::Server {
+                        self.active(f.method, f.scheme).decrement(1.0);
+                        (HTTP_SERVER_DURATION, f.route.as_deref())
+                    } else {
+                        (HTTP_CLIENT_DURATION, None)
+                    };
+                    match self.duration(name, f.method, f.scheme, route, f.status) {
+                        Some(h) => h.record(secs),
+                        None => metrics::histogram!(
+                            name,
+                            duration_labels(f.method, f.scheme, route, f.status)
+                        )
+                        .record(secs),
+                    }
+                }
+                (Protocol::Grpc, side) => {
+                    let (service, method) = split_rpc(f.rpc_method.as_deref().unwrap_or(""));
+                    let code = f.grpc.map_or("UNKNOWN", |c| c.name());
+                    let name = if side == Side::Server {
+                        RPC_SERVER_DURATION
+                    } else {
+                        RPC_CLIENT_DURATION
+                    };
+                    metrics::histogram!(name, "rpc.service" => service, "rpc.method" => method, "rpc.status_code" => code)
+                        .record(secs);
+                }
+            }
+        }
+    }
+
+    fn duration_labels(
+        method: &'static str,
+        scheme: &'static str,
+        route: Option<&str>,
+        status: Option<u16>,
+    ) -> Vec<metrics::Label> {
+        let mut labels = vec![
+            metrics::Label::from_static_parts("http.request.method", method),
+            metrics::Label::from_static_parts("url.scheme", scheme),
+        ];
+        if let Some(r) = route {
+            labels.push(metrics::Label::new("http.route", r.to_owned()));
+        }
+        if let Some(s) = status {
+            labels.push(status_label(s));
+        }
+        labels
+    }
 
     /// `"100"` to `"599"`, three ASCII digits each, so a status label borrows a `'static`
     /// string instead of formatting one per request.
@@ -101,56 +285,6 @@ mod enabled {
     fn split_rpc(full: &str) -> (String, String) {
         let service = full.rsplit_once('/').map_or("", |(s, _)| s);
         (service.to_owned(), full.to_owned())
-    }
-
-    impl Instruments {
-        pub(crate) fn started(method: &'static str, scheme: &'static str) {
-            metrics::gauge!(HTTP_SERVER_ACTIVE, "http.request.method" => method, "url.scheme" => scheme)
-                .increment(1.0);
-        }
-
-        /// Records the call's duration. Takes the route out of `f` (it is recorded once).
-        pub(crate) fn record(f: &mut Finish) {
-            let secs = f.start.elapsed().as_secs_f64();
-            match (f.protocol, f.side) {
-                (Protocol::Http, Side::Server) => {
-                    metrics::gauge!(HTTP_SERVER_ACTIVE, "http.request.method" => f.method, "url.scheme" => f.scheme)
-                        .decrement(1.0);
-                    let mut labels = vec![
-                        metrics::Label::from_static_parts("http.request.method", f.method),
-                        metrics::Label::from_static_parts("url.scheme", f.scheme),
-                    ];
-                    if let Some(r) = f.route.take() {
-                        labels.push(metrics::Label::new("http.route", r));
-                    }
-                    if let Some(s) = f.status {
-                        labels.push(status_label(s));
-                    }
-                    metrics::histogram!(HTTP_SERVER_DURATION, labels).record(secs);
-                }
-                (Protocol::Http, Side::Client) => {
-                    let mut labels = vec![
-                        metrics::Label::from_static_parts("http.request.method", f.method),
-                        metrics::Label::from_static_parts("url.scheme", f.scheme),
-                    ];
-                    if let Some(s) = f.status {
-                        labels.push(status_label(s));
-                    }
-                    metrics::histogram!(HTTP_CLIENT_DURATION, labels).record(secs);
-                }
-                (Protocol::Grpc, side) => {
-                    let (service, method) = split_rpc(f.rpc_method.as_deref().unwrap_or(""));
-                    let code = f.grpc.map_or("UNKNOWN", |c| c.name());
-                    let name = if side == Side::Server {
-                        RPC_SERVER_DURATION
-                    } else {
-                        RPC_CLIENT_DURATION
-                    };
-                    metrics::histogram!(name, "rpc.service" => service, "rpc.method" => method, "rpc.status_code" => code)
-                        .record(secs);
-                }
-            }
-        }
     }
 
     /// A Prometheus exporter builder with the semantic-convention buckets for every
@@ -243,13 +377,18 @@ pub use enabled::*;
 mod disabled {
     use crate::body::Finish;
 
-    #[derive(Debug, Clone, Copy)]
+    #[derive(Debug, Clone)]
     pub(crate) struct Instruments;
 
+    #[allow(clippy::unused_self)]
     impl Instruments {
-        pub(crate) fn started(_method: &'static str, _scheme: &'static str) {}
+        pub(crate) fn new() -> Self {
+            Self
+        }
 
-        pub(crate) fn record(_f: &mut Finish) {}
+        pub(crate) fn started(&self, _method: &'static str, _scheme: &'static str) {}
+
+        pub(crate) fn record(&self, _f: &Finish) {}
     }
 }
 
@@ -258,7 +397,58 @@ pub(crate) use disabled::Instruments;
 
 #[cfg(all(test, feature = "metrics"))]
 mod tests {
-    use super::enabled::status_label;
+    use super::enabled::{Instruments, status_label};
+    use super::*;
+
+    /// A label set is registered once and its handle reused; distinct label sets get
+    /// their own; a full table says so (the caller then records without caching); every
+    /// value lands in the recorder.
+    #[test]
+    fn duration_handles_are_registered_once_per_label_set() {
+        let recorder = prometheus_builder().build_recorder();
+        describe_on(&recorder);
+        let handle = recorder.handle();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let i = Instruments::new();
+        let a = i
+            .duration_for_test(Some("/orders/{id}"), Some(200))
+            .unwrap();
+        let b = i
+            .duration_for_test(Some("/orders/{id}"), Some(200))
+            .unwrap();
+        assert!(std::ptr::eq(a, b), "one handle per label set");
+        let c = i
+            .duration_for_test(Some("/orders/{id}"), Some(404))
+            .unwrap();
+        assert!(!std::ptr::eq(a, c));
+        a.record(0.002);
+        b.record(0.2);
+        c.record(0.02);
+        let mut filled = 2;
+        let mut code = 100;
+        while let Some(h) = i.duration_for_test(None, Some(code)) {
+            h.record(1.0);
+            filled += 1;
+            code += 1;
+            assert!(filled <= 128, "the table holds at most its slots");
+        }
+        assert_eq!(filled, 128);
+        // Known label sets are still found when the table is full.
+        assert!(std::ptr::eq(
+            a,
+            i.duration_for_test(Some("/orders/{id}"), Some(200))
+                .unwrap()
+        ));
+        let text = handle.render();
+        assert!(
+            text.contains("http_server_request_duration_seconds_count{http_request_method=\"GET\",url_scheme=\"http\",http_route=\"/orders/{id}\",http_response_status_code=\"200\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("http_response_status_code=\"404\"} 1"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn status_labels_are_the_code_in_digits() {

@@ -30,6 +30,7 @@ struct Config {
     response_header: Option<HeaderName>,
     server_timing: bool,
     metrics: bool,
+    instruments: Instruments,
 }
 
 /// A SERVER span per request (HTTP with axum, or gRPC with tonic), following the
@@ -73,6 +74,7 @@ impl ServerTraceLayer {
                 response_header: None,
                 server_timing: false,
                 metrics: true,
+                instruments: Instruments::new(),
             }),
         }
     }
@@ -303,10 +305,13 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
             let _ = span.set_parent(opentelemetry::Context::new());
         }
     }
-    let instruments = (config.metrics && cfg!(feature = "metrics")).then_some(Instruments);
+    let instruments =
+        (config.metrics && cfg!(feature = "metrics")).then(|| config.instruments.clone());
     let method = method.unwrap_or("_OTHER");
-    if instruments.is_some() && config.protocol == Protocol::Http {
-        Instruments::started(method, scheme);
+    if let Some(i) = &instruments
+        && config.protocol == Protocol::Http
+    {
+        i.started(method, scheme);
     }
     Finish {
         span,
