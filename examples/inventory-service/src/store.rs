@@ -48,11 +48,23 @@ pub(crate) struct Store {
     pool: SqlitePool,
 }
 
+/// Connections in the store's pool.
+const POOL_SIZE: u32 = 4;
+
 impl Store {
     /// Opens (creating if missing) and migrates the database at `path`.
     pub(crate) async fn open(path: &Path) -> Result<Self, sqlx::Error> {
-        let pool = open_pool(path, 4, true).await?;
+        let pool = open_pool(path, POOL_SIZE, true).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        // Every connection opened now, after the migrations (connections opening while
+        // the first one switches the new file to WAL can get "database is locked"), and
+        // kept: the first burst of concurrent requests finds them ready, and memory does
+        // not step up later as the pool fills.
+        let mut warm = Vec::with_capacity(POOL_SIZE as usize);
+        for _ in 0..POOL_SIZE {
+            warm.push(pool.acquire().await?);
+        }
+        drop(warm);
         Ok(Self { pool })
     }
 
@@ -241,11 +253,9 @@ pub(crate) async fn open_pool(
         // database grows): resident memory stays flat under sustained load, so the soak
         // test's memory check (end within 10 % of warm-up) measures leaks, not the cache.
         .pragma("cache_size", "-64");
-    // Every connection opened at start (and kept): the first burst of concurrent requests
-    // finds them ready, and memory does not step up later as the pool fills.
+    // Idle connections are kept (see `Store::open`, which opens them all).
     SqlitePoolOptions::new()
         .max_connections(max)
-        .min_connections(max)
         .idle_timeout(None)
         .max_lifetime(None)
         .acquire_timeout(Duration::from_secs(5))
