@@ -94,6 +94,12 @@ pub struct Options {
     pub rss_tolerance: f64,
     /// Whether a rolling restart is part of each cycle.
     pub rolling_restart: bool,
+    /// Take the memory baseline after the first chaos cycle instead of after the warm-up.
+    /// The long variant does: its fault phases are longer than the warm-up's, and the
+    /// memory a service takes for them (the allocator's high-water mark with more requests
+    /// in flight) is reached in the first cycle; growth over the later cycles is what a
+    /// leak would show. The CI variant, with one cycle, measures from the warm-up.
+    pub baseline_after_first_cycle: bool,
     /// Print a line to stderr as each phase starts.
     pub progress: bool,
 }
@@ -117,6 +123,7 @@ impl Options {
             slack: Duration::from_millis(2000),
             rss_tolerance: 0.10,
             rolling_restart: true,
+            baseline_after_first_cycle: true,
             progress: false,
         }
     }
@@ -129,6 +136,7 @@ impl Options {
             fault_phase: Duration::from_secs(6),
             recovery: Duration::from_secs(5),
             rate: 40.0,
+            baseline_after_first_cycle: false,
             ..Self::long(bin_dir)
         }
     }
@@ -595,8 +603,11 @@ pub struct Rss {
     pub inventory_warm: u64,
     /// inventory-service (the last instance) at the end of the load.
     pub inventory_end: u64,
-    /// Each inventory instance just before it was stopped.
+    /// Each inventory instance just before it was stopped (after the baseline).
     pub inventory_before_stop: Vec<u64>,
+    /// Whether the baseline (`*_warm`) was taken after the first chaos cycle rather than
+    /// after the warm-up ([`Options::baseline_after_first_cycle`]).
+    pub after_first_cycle: bool,
 }
 
 type Schedule = Result<(Vec<PhaseReport>, Vec<RestartReport>, Rss), String>;
@@ -686,6 +697,13 @@ async fn chaos(sys: &mut System, opts: &Options, t0: Instant) -> Schedule {
             rss.inventory_before_stop.push(before_stop);
             phases.push(p);
             restarts.push(restart);
+        }
+        if opts.baseline_after_first_cycle && !rss.after_first_cycle {
+            rss.after_first_cycle = true;
+            rss.orders_warm = sys.orders.rss_kib().unwrap_or(0);
+            rss.orders_warm_anon = sys.orders.anon_kib().unwrap_or(0);
+            rss.inventory_warm = sys.inventory.rss_kib().unwrap_or(0);
+            rss.inventory_before_stop.clear();
         }
     }
     let mut tail = phase(PhaseKind::Healthy, t0.elapsed());
