@@ -22,7 +22,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use bytes::Bytes;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::{BodyExt as _, Empty};
 use opentelemetry::trace::TracerProvider as _;
@@ -47,12 +48,26 @@ fn get_request<B: Default>(uri: &'static str, traceparent: &'static str) -> Requ
         .unwrap()
 }
 
-async fn drain<B>(res: Response<B>)
-where
-    B: http_body::Body,
-    B::Error: std::fmt::Debug,
+/// Benches one call per iteration: `request()` sent through a clone of `svc`, the response
+/// body read to the end.
+fn bench_calls<S, B, RB>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    rt: &tokio::runtime::Runtime,
+    svc: &S,
+    request: impl Fn() -> Request<B>,
+) where
+    S: tower::Service<Request<B>, Response = Response<RB>> + Clone,
+    S::Error: std::fmt::Debug,
+    RB: http_body::Body,
+    RB::Error: std::fmt::Debug,
 {
-    black_box(res.into_body().collect().await.unwrap());
+    g.bench_function(name, |b| {
+        b.to_async(rt).iter(|| async {
+            let res = svc.clone().oneshot(request()).await.unwrap();
+            black_box(res.into_body().collect().await.unwrap());
+        });
+    });
 }
 
 /// An in-memory dependency answering 200 with an empty body.
@@ -86,32 +101,9 @@ fn client(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
         .service(inner::<ReplayBody<Empty<Bytes>>>());
 
     let mut g = c.benchmark_group("stacks/client");
-    g.bench_function("bare_service_fn", |b| {
-        b.to_async(rt).iter(|| async {
-            let res = bare
-                .clone()
-                .oneshot(get_request::<Empty<Bytes>>(
-                    "http://127.0.0.1:8081/stock",
-                    SAMPLED,
-                ))
-                .await
-                .unwrap();
-            drain(res).await;
-        });
-    });
-    g.bench_function("palisade_full_client_stack", |b| {
-        b.to_async(rt).iter(|| async {
-            let res = full
-                .clone()
-                .oneshot(get_request::<Empty<Bytes>>(
-                    "http://127.0.0.1:8081/stock",
-                    SAMPLED,
-                ))
-                .await
-                .unwrap();
-            drain(res).await;
-        });
-    });
+    let request = || get_request::<Empty<Bytes>>("http://127.0.0.1:8081/stock", SAMPLED);
+    bench_calls(&mut g, "bare_service_fn", rt, &bare, request);
+    bench_calls(&mut g, "palisade_full_client_stack", rt, &full, request);
     g.finish();
 }
 
@@ -125,26 +117,9 @@ fn server(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
         .layer(health.layer());
     for (group, traceparent) in [("unsampled", UNSAMPLED), ("sampled", SAMPLED)] {
         let mut g = c.benchmark_group(format!("stacks/server_{group}"));
-        g.bench_function("bare_axum", |b| {
-            b.to_async(rt).iter(|| async {
-                let res = bare
-                    .clone()
-                    .oneshot(get_request::<Body>("/orders/42", traceparent))
-                    .await
-                    .unwrap();
-                drain(res).await;
-            });
-        });
-        g.bench_function("palisade_full_server_stack", |b| {
-            b.to_async(rt).iter(|| async {
-                let res = full
-                    .clone()
-                    .oneshot(get_request::<Body>("/orders/42", traceparent))
-                    .await
-                    .unwrap();
-                drain(res).await;
-            });
-        });
+        let request = || get_request::<Body>("/orders/42", traceparent);
+        bench_calls(&mut g, "bare_axum", rt, &bare, request);
+        bench_calls(&mut g, "palisade_full_server_stack", rt, &full, request);
         g.finish();
     }
 }
