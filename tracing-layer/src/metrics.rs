@@ -165,7 +165,7 @@ mod enabled {
             route: Option<&str>,
             status: Option<u16>,
         ) -> Option<&metrics::Histogram> {
-            let start = slot_hash(method, scheme, route, status);
+            let start = slot_hash(method, scheme, route, status) % SLOTS;
             for i in 0..SLOTS {
                 let cell = &self.0.durations[(start + i) % SLOTS];
                 let slot = match cell.get() {
