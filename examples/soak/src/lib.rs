@@ -90,7 +90,9 @@ pub struct Options {
     /// Added to the server-side bound of a request (see [`Options::request_bound`]) for
     /// the database and scheduling on a busy machine.
     pub slack: Duration,
-    /// Allowed relative change of resident memory between warm-up and the end (0.10: 10 %).
+    /// Allowed relative change of resident memory between the baseline (after the warm-up,
+    /// or after the first cycle: [`Options::baseline_after_first_cycle`]) and the end
+    /// (0.10: 10 %).
     pub rss_tolerance: f64,
     /// Whether a rolling restart is part of each cycle.
     pub rolling_restart: bool,
