@@ -4,6 +4,8 @@
 //! the same run:
 //!
 //! - `tracing_layer/unsampled/*`: a tracer provider whose sampler drops every trace;
+//!   `palisade` with the sampling hint `AlwaysOff` (what `Telemetry::init` sets for
+//!   `OTEL_TRACES_SAMPLER=always_off`: lean spans), `palisade_no_hint` without it;
 //! - `tracing_layer/sampled/*`: every trace sampled, spans batch-exported to a no-op sink.
 //!
 //! Each iteration sends `GET /orders/42` and reads the response body to its end (the
@@ -42,7 +44,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use palisade_tracing_layer::ServerTraceLayer;
+use palisade_tracing_layer::{SamplingHint, ServerTraceLayer, set_sampling_hint};
 use tower::ServiceExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -66,7 +68,14 @@ fn apps() -> Vec<(&'static str, Router)> {
     vec![
         ("bare_axum", routes()),
         (
+            // With the sampling hint the telemetry init sets for its sampler (`AlwaysOff`
+            // in the unsampled group: every span lean; none in the sampled group).
             "palisade",
+            routes().route_layer(ServerTraceLayer::http().metrics(false)),
+        ),
+        (
+            // No hint: every span built with its attributes.
+            "palisade_no_hint",
             routes().route_layer(ServerTraceLayer::http().metrics(false)),
         ),
         (
@@ -118,9 +127,20 @@ fn bench(c: &mut Criterion) {
             .with(palisade_tracing_layer::otel_layer(provider.tracer("bench")));
         let _guard = tracing::subscriber::set_default(subscriber);
         let mut g = c.benchmark_group(format!("tracing_layer/{group}"));
+        let hint = if sampled {
+            SamplingHint::Unknown
+        } else {
+            SamplingHint::AlwaysOff
+        };
         for (name, app) in apps() {
+            set_sampling_hint(if name == "palisade_no_hint" {
+                SamplingHint::Unknown
+            } else {
+                hint
+            });
             g.bench_function(name, |b| b.to_async(&rt).iter(|| one(&app)));
         }
+        set_sampling_hint(SamplingHint::Unknown);
         g.finish();
         let _ = provider.shutdown_with_timeout(Duration::from_secs(5));
     }

@@ -56,7 +56,7 @@ pub use body::TracedBody;
 pub use client::{ClientTrace, ClientTraceLayer};
 pub use context::{current_context, in_current_context, otel_layer};
 pub use propagation::W3cPropagator;
-pub use server::{ServerTrace, ServerTraceLayer};
+pub use server::{SamplingHint, ServerTrace, ServerTraceLayer, sampling_hint, set_sampling_hint};
 #[cfg(feature = "otlp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub use telemetry::{Telemetry, TelemetryError};

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -21,6 +22,51 @@ use crate::propagation;
 
 /// The default paths that get no span: probes and scrapes.
 pub const DEFAULT_EXCLUDED: [&str; 2] = ["/health/*", "/metrics"];
+
+/// What the server layers may assume about the installed OpenTelemetry sampler, so that
+/// they build a span's attributes only when the span can be recorded.
+///
+/// tracing-opentelemetry builds every span with its attributes before the sampler runs.
+/// When the layer knows the answer beforehand (a parent-based sampler and a remote parent
+/// that is not sampled, or a sampler that records nothing), it starts a lean span instead:
+/// still parented by the remote context (handler logs carry the trace id, outgoing calls
+/// propagate it, unsampled), without attributes, name formatting or their allocations.
+///
+/// [`Telemetry::init`](crate::Telemetry::init) sets it from the sampler it installs; set
+/// it with [`set_sampling_hint`] when you build the tracer provider yourself. The default,
+/// [`SamplingHint::Unknown`], assumes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SamplingHint {
+    /// Nothing is assumed: every span is built with its attributes.
+    Unknown,
+    /// The sampler is parent-based (`ParentBased(..)`, OpenTelemetry's default): a request
+    /// whose trusted remote parent is not sampled is not sampled.
+    ParentBased,
+    /// The sampler records nothing (`AlwaysOff`).
+    AlwaysOff,
+}
+
+static SAMPLING_HINT: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the process-wide [`SamplingHint`] for every server layer.
+pub fn set_sampling_hint(hint: SamplingHint) {
+    let v = match hint {
+        SamplingHint::Unknown => 0,
+        SamplingHint::ParentBased => 1,
+        SamplingHint::AlwaysOff => 2,
+    };
+    SAMPLING_HINT.store(v, Ordering::Relaxed);
+}
+
+/// The current [`SamplingHint`].
+pub fn sampling_hint() -> SamplingHint {
+    match SAMPLING_HINT.load(Ordering::Relaxed) {
+        1 => SamplingHint::ParentBased,
+        2 => SamplingHint::AlwaysOff,
+        _ => SamplingHint::Unknown,
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Config {
@@ -258,40 +304,40 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
         Protocol::Grpc => (None, Some(path.trim_start_matches('/').to_owned())),
     };
     let is_http = config.protocol == Protocol::Http;
-    let m = method.unwrap_or("_OTHER");
-    let name = SpanName {
-        method,
-        route: route.as_deref(),
-        rpc: rpc_method.as_deref(),
+    // The remote context, read before the span when the hint may make the span lean.
+    let hint = sampling_hint();
+    let early = (hint == SamplingHint::ParentBased && config.trust_remote)
+        .then(|| propagation::extract_request(req.headers()));
+    let lean = match hint {
+        SamplingHint::AlwaysOff => true,
+        SamplingHint::ParentBased => early.as_ref().is_some_and(|cx| {
+            let remote = cx.span();
+            let sc = remote.span_context();
+            sc.is_valid() && !sc.is_sampled()
+        }),
+        SamplingHint::Unknown => false,
     };
-    let hp = host_port(req.uri(), req.headers());
-    let span = tracing::info_span!(
-        target: "palisade_tracing_layer::server",
-        parent: None,
-        "request",
-        otel.name = %name,
-        otel.kind = "server",
-        http.request.method = is_http.then_some(m),
-        http.request.method_original = (is_http && method.is_none()).then(|| req.method().as_str()),
-        http.route = route.as_deref(),
-        url.path = is_http.then_some(path),
-        url.scheme = is_http.then_some(scheme),
-        server.address = hp.map(|h| h.0),
-        server.port = hp.and_then(|h| h.1).map(i64::from),
-        client.address = client_address(req).map(tracing::field::display),
-        user_agent.original = req
-            .headers()
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok()),
-        network.protocol.version = is_http.then(|| protocol_version(req.version())),
-        http.response.status_code = Empty,
-        rpc.system.name = (!is_http).then_some("grpc"),
-        rpc.method = rpc_method.as_deref(),
-        rpc.status_code = Empty,
-        error.type = Empty,
-    );
+    let span = if lean {
+        // Never recorded: no attributes, no name; the parent still carries the trace.
+        tracing::info_span!(
+            target: "palisade_tracing_layer::server",
+            parent: None,
+            "request",
+            otel.kind = "server",
+        )
+    } else {
+        full_span(
+            req,
+            method,
+            scheme,
+            path,
+            route.as_deref(),
+            rpc_method.as_deref(),
+            is_http,
+        )
+    };
     if !span.is_disabled() {
-        let remote = propagation::extract_request(req.headers());
+        let remote = early.unwrap_or_else(|| propagation::extract_request(req.headers()));
         let remote_span = remote.span();
         let sc = remote_span.span_context();
         if config.trust_remote {
@@ -328,6 +374,50 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
         instruments,
         completed: false,
     }
+}
+
+/// The SERVER span with every attribute the conventions ask for.
+fn full_span<B>(
+    req: &Request<B>,
+    method: Option<&'static str>,
+    scheme: &'static str,
+    path: &str,
+    route: Option<&str>,
+    rpc_method: Option<&str>,
+    is_http: bool,
+) -> tracing::Span {
+    let m = method.unwrap_or("_OTHER");
+    let name = SpanName {
+        method,
+        route,
+        rpc: rpc_method,
+    };
+    let hp = host_port(req.uri(), req.headers());
+    tracing::info_span!(
+        target: "palisade_tracing_layer::server",
+        parent: None,
+        "request",
+        otel.name = %name,
+        otel.kind = "server",
+        http.request.method = is_http.then_some(m),
+        http.request.method_original = (is_http && method.is_none()).then(|| req.method().as_str()),
+        http.route = route,
+        url.path = is_http.then_some(path),
+        url.scheme = is_http.then_some(scheme),
+        server.address = hp.map(|h| h.0),
+        server.port = hp.and_then(|h| h.1).map(i64::from),
+        client.address = client_address(req).map(tracing::field::display),
+        user_agent.original = req
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        network.protocol.version = is_http.then(|| protocol_version(req.version())),
+        http.response.status_code = Empty,
+        rpc.system.name = (!is_http).then_some("grpc"),
+        rpc.method = rpc_method,
+        rpc.status_code = Empty,
+        error.type = Empty,
+    )
 }
 
 #[cfg(feature = "axum")]

@@ -127,6 +127,15 @@ pub enum ParentRoot {
 }
 
 impl SamplerConfig {
+    /// What the server layers may assume about this sampler.
+    pub fn hint(self) -> crate::SamplingHint {
+        match self {
+            Self::ParentBased(_) => crate::SamplingHint::ParentBased,
+            Self::AlwaysOff => crate::SamplingHint::AlwaysOff,
+            Self::AlwaysOn | Self::Ratio(_) => crate::SamplingHint::Unknown,
+        }
+    }
+
     fn build(self) -> Sampler {
         match self {
             Self::AlwaysOn => Sampler::AlwaysOn,
@@ -473,6 +482,11 @@ impl TelemetryBuilder {
             None => TelemetryConfig::from_env(&self.service)?,
         };
         let provider = self.provider(&config)?;
+        crate::set_sampling_hint(if provider.is_some() {
+            config.sampler.hint()
+        } else {
+            crate::SamplingHint::Unknown
+        });
         let filter =
             EnvFilter::try_new(&config.filter).map_err(|e| err("RUST_LOG", e.to_string()))?;
         let format = self.log_format.unwrap_or(config.log_format);
