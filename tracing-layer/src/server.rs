@@ -299,11 +299,8 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
         _ => "http",
     };
     let path = req.uri().path();
-    let (route, rpc_method) = match config.protocol {
-        Protocol::Http => (route_of(req), None),
-        Protocol::Grpc => (None, Some(path.trim_start_matches('/').to_owned())),
-    };
     let is_http = config.protocol == Protocol::Http;
+    let metrics = config.metrics && cfg!(feature = "metrics");
     // The remote context, read before the span when the hint may make the span lean.
     let hint = sampling_hint();
     let early = (hint == SamplingHint::ParentBased && config.trust_remote)
@@ -316,6 +313,12 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
             sc.is_valid() && !sc.is_sampled()
         }),
         SamplingHint::Unknown => false,
+    };
+    // The route and RPC method name the span and label the metrics: not needed otherwise.
+    let (route, rpc_method) = match config.protocol {
+        _ if lean && !metrics => (None, None),
+        Protocol::Http => (route_of(req), None),
+        Protocol::Grpc => (None, Some(path.trim_start_matches('/').to_owned())),
     };
     let span = if lean {
         // Never recorded: no attributes, no name; the parent still carries the trace.
@@ -351,8 +354,7 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
             let _ = span.set_parent(opentelemetry::Context::new());
         }
     }
-    let instruments =
-        (config.metrics && cfg!(feature = "metrics")).then(|| config.instruments.clone());
+    let instruments = metrics.then(|| config.instruments.clone());
     let method = method.unwrap_or("_OTHER");
     if let Some(i) = &instruments
         && config.protocol == Protocol::Http
