@@ -11,27 +11,12 @@
 //! Each iteration sends `GET /orders/42` and reads the response body to its end (the
 //! palisade span ends there). A `TRACE` level filter, so tower-http's DEBUG spans exist.
 //!
-//! Measured on the 2-core development machine (shared with other engineers' builds, so
-//! runs vary by up to 40 %), `cargo bench -p palisade-benches --bench tracing_layer --
-//! --warm-up-time 1 --measurement-time 3`; overhead over the same run's bare axum
-//! (0.87-1.13 µs), ranges over the last three runs:
-//!
-//! ```text
-//!                         palisade    floor (1 bare span)   tower-http TraceLayer   axum-tracing-otel
-//! unsampled overhead     +2.4-4.6 µs     +1.0-1.7 µs            +4.5-7.3 µs            +3.2-3.3 µs
-//! sampled overhead       +5.6-5.9 µs     +2.4-2.6 µs            +8.9-12.0 µs           +7.2-9.7 µs
-//! ```
-//!
-//! Sampled: 0.5-0.65x tower-http's overhead, 0.6-0.8x axum-tracing-opentelemetry's
-//! (target 0.7x: met against tower-http, borderline against axum-tracing-opentelemetry).
-//! Unsampled: target 1 µs NOT met. `floor_one_otel_span` (one tracing span with only a
-//! name and kind through tracing-opentelemetry) already costs 1.0-1.7 µs unsampled:
-//! tracing-opentelemetry builds every span and its attributes before the SDK's sampler
-//! runs at span start. Meeting 1 µs needs the layer's span started with the OpenTelemetry
-//! API after a sampling decision (handler spans then parented through the current
-//! OpenTelemetry context). An attempt that took the decision first through
-//! `span.context()` and set attributes afterwards was slower when sampled (+7.3 µs) and no
-//! faster unsampled, so it was not kept.
+//! Results, with the targets met and missed: `benches/README.md`
+//! (`bash benches/run.sh tracing_layer`). `floor_one_otel_span` (one tracing span with only a
+//! name and kind through tracing-opentelemetry) is the floor for any layer built on
+//! tracing-opentelemetry: it builds every span and its attributes before the SDK's sampler
+//! runs at span start, which is why the layer's lean span (no attributes) needs the sampling
+//! hint to know the answer first.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
