@@ -11,7 +11,10 @@ use support::{Inventory, Orders};
 async fn transient_faults_are_retried_without_double_reservations() {
     let dir = TempDir::new("orders-retry");
     let inv = Inventory::start(&dir, 0).await;
-    let orders = Orders::start(&dir, inv.grpc, |c| c.max_attempts = 5).await;
+    // Ten attempts: with one call in five failing at random, an order fails only if ten
+    // attempts in a row do (0.2^10, about 4 in a million per test run for 40 orders; with
+    // five attempts it was 1.3 %, and CI met it once).
+    let orders = Orders::start(&dir, inv.grpc, |c| c.max_attempts = 10).await;
     // One call in five fails: below the breaker's threshold, well within the budget.
     inv.faults
         .set(FaultSettings {
