@@ -28,14 +28,13 @@
 //! ```
 #![allow(missing_docs)]
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::{Arc, Barrier};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use palisade_benches::drive;
 use palisade_circuit_breaker::{CircuitBreakerLayer, SlidingWindow};
 use tower::{Layer, Service, service_fn};
 
@@ -43,19 +42,6 @@ type Error = std::io::Error;
 
 fn bare() -> impl Service<u64, Response = u64, Error = Error, Future: Send> + Clone + Send {
     service_fn(|x: u64| std::future::ready(Ok::<_, Error>(x)))
-}
-
-/// Polls `f` to completion with a no-op waker, spinning while it is pending.
-#[inline]
-fn drive<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::hint::spin_loop();
-    }
 }
 
 /// One `ready().await; call().await`.

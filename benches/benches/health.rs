@@ -30,16 +30,14 @@
 #![allow(missing_docs)]
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::Full;
+use palisade_benches::drive;
 use palisade_health::{HealthCheck, HealthRegistry, Kind, Status, check_fn};
 use tower::{Layer, Service, service_fn};
 
@@ -53,19 +51,6 @@ fn bare() -> impl Service<Request<Body>, Response = Response<Body>, Error = Infa
             Bytes::from_static(br#"{"status":"pass"}"#),
         ))))
     })
-}
-
-/// Polls `f` to completion with a no-op waker, spinning while it is pending.
-#[inline]
-fn drive<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::hint::spin_loop();
-    }
 }
 
 fn request(uri: &'static str) -> Request<Body> {

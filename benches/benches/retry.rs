@@ -20,17 +20,15 @@
 //! Results, with the targets met and missed: `benches/README.md` (`bash benches/run.sh retry`).
 #![allow(missing_docs)]
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::{Arc, Barrier};
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
+use palisade_benches::drive;
 use palisade_retry::http::HttpPolicy;
 use palisade_retry::{Attempt, Backoff, Jitter, ReplayBody, RetryIf, RetryLayer};
 use tower::retry::backoff::{
@@ -43,18 +41,6 @@ type Error = std::io::Error;
 
 fn bare() -> impl Service<u64, Response = u64, Error = Error, Future: Send> + Clone + Send {
     service_fn(|x: u64| std::future::ready(Ok::<_, Error>(x)))
-}
-
-#[inline]
-fn drive<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::hint::spin_loop();
-    }
 }
 
 #[inline]

@@ -43,3 +43,18 @@ impl opentelemetry_sdk::trace::SpanExporter for DropExporter {
         Ok(())
     }
 }
+
+/// Polls `f` to completion on this thread with a no-op waker: for futures that are ready or
+/// become ready without a runtime (in-memory services), so a bench or an allocation count
+/// measures the service and not an executor.
+#[inline]
+pub fn drive<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::hint::spin_loop();
+    }
+}

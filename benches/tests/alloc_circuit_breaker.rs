@@ -1,23 +1,9 @@
 //! Zero allocations per call on the circuit breaker's closed path (and a bounded number on
 //! the rejection path, which boxes its error).
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
-
-use palisade_benches::allocation_counter;
+use palisade_benches::{allocation_counter, drive};
 use palisade_circuit_breaker::{CircuitBreakerLayer, SlidingWindow};
 use tower::{Layer, Service, service_fn};
-
-fn drive<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
 
 fn call<S: Service<u64>>(svc: &mut S) -> Result<S::Response, S::Error> {
     drive(async {

@@ -4,29 +4,16 @@
 //! are registered.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::Full;
-use palisade_benches::allocation_counter;
+use palisade_benches::{allocation_counter, drive};
 use palisade_health::{HealthCheck, HealthRegistry, check_fn};
 use tower::{Layer, Service, service_fn};
 
 type Body = Full<Bytes>;
-
-fn drive<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
 
 fn bare() -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone {
     service_fn(|_req: Request<Body>| {

@@ -1,26 +1,12 @@
 //! Allocations per call on the retry layer's success path.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
-
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Empty;
-use palisade_benches::{allocation_counter, report_allocations};
+use palisade_benches::{allocation_counter, drive, report_allocations};
 use palisade_retry::http::HttpPolicy;
 use palisade_retry::{ReplayBody, RetryIf, RetryLayer};
 use tower::{Layer, Service, service_fn};
-
-fn drive<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
 
 fn call<R, S: Service<R>>(svc: &mut S, req: R) -> Result<S::Response, S::Error> {
     drive(async {

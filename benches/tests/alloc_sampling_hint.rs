@@ -4,32 +4,19 @@
 //! tests of one binary.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt as _, Full};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use palisade_benches::allocation_counter;
+use palisade_benches::{allocation_counter, drive};
 use palisade_tracing_layer::{SamplingHint, ServerTraceLayer, set_sampling_hint};
 use tower::{Layer, Service, ServiceExt as _, service_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
 
 const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
 const CALLS: u64 = 2_000;
-
-fn drive<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
 
 /// Allocations per request through the server layer, parent not sampled.
 fn per_call(case: &str) -> f64 {

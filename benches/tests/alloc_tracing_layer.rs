@@ -3,32 +3,19 @@
 //! (unsampled and sampled); parsing a valid `traceparent` allocates nothing.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt as _, Full};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use palisade_benches::allocation_counter;
+use palisade_benches::{allocation_counter, drive};
 use palisade_tracing_layer::ServerTraceLayer;
 use palisade_tracing_layer::propagation::parse_traceparent;
 use tower::{Layer, Service, service_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
 
 type Body = Full<Bytes>;
-
-fn drive<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
 
 fn bare() -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone {
     service_fn(|_req: Request<Body>| {
