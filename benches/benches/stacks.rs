@@ -142,8 +142,8 @@ fn bench(c: &mut Criterion) {
         .with(tracing_subscriber::filter::LevelFilter::INFO)
         .with(palisade_tracing_layer::otel_layer(provider.tracer("bench")));
     let _guard = tracing::subscriber::set_default(subscriber);
-    // What the telemetry init tells the layers about a parent-based sampler.
-    palisade_tracing_layer::set_sampling_hint(palisade_tracing_layer::SamplingHint::ParentBased);
+    // What the telemetry init tells the layers about its samplers.
+    palisade_tracing_layer::set_sampling_hint(palisade_tracing_layer::SamplingHint::TraceIdOnly);
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );

@@ -3,10 +3,13 @@
 //! `TraceLayer` with tracing-opentelemetry and against axum-tracing-opentelemetry, all in
 //! the same run:
 //!
-//! - `tracing_layer/unsampled/*`: a tracer provider whose sampler drops every trace;
-//!   `palisade` with the sampling hint `AlwaysOff` (what `Telemetry::init` sets for
-//!   `OTEL_TRACES_SAMPLER=always_off`: lean spans), `palisade_no_hint` without it;
-//! - `tracing_layer/sampled/*`: every trace sampled, spans batch-exported to a no-op sink.
+//! - `tracing_layer/unsampled/*`: a tracer provider whose sampler drops every trace (as a
+//!   ratio sampler drops most roots); `palisade` with the sampling hint `TraceIdOnly` (what
+//!   `Telemetry::init` sets for every sampler but `always_off`: a lean span, attributes
+//!   only if the sampler records it), `palisade_always_off` with `AlwaysOff` (what it sets
+//!   for `always_off`: no decision to wait for), `palisade_no_hint` with none;
+//! - `tracing_layer/sampled/*`: every trace sampled, spans batch-exported to a no-op sink;
+//!   `palisade` with `TraceIdOnly`, `palisade_no_hint` with none.
 //!
 //! Each iteration sends `GET /orders/42` and reads the response body to its end (the
 //! palisade span ends there). A `TRACE` level filter, so tower-http's DEBUG spans exist.
@@ -53,9 +56,13 @@ fn apps() -> Vec<(&'static str, Router)> {
     vec![
         ("bare_axum", routes()),
         (
-            // With the sampling hint the telemetry init sets for its sampler (`AlwaysOff`
-            // in the unsampled group: every span lean; none in the sampled group).
+            // With the sampling hint the telemetry init sets for its sampler.
             "palisade",
+            routes().route_layer(ServerTraceLayer::http().metrics(false)),
+        ),
+        (
+            // The hint for `always_off` (unsampled group only).
+            "palisade_always_off",
             routes().route_layer(ServerTraceLayer::http().metrics(false)),
         ),
         (
@@ -112,16 +119,12 @@ fn bench(c: &mut Criterion) {
             .with(palisade_tracing_layer::otel_layer(provider.tracer("bench")));
         let _guard = tracing::subscriber::set_default(subscriber);
         let mut g = c.benchmark_group(format!("tracing_layer/{group}"));
-        let hint = if sampled {
-            SamplingHint::Unknown
-        } else {
-            SamplingHint::AlwaysOff
-        };
         for (name, app) in apps() {
-            set_sampling_hint(if name == "palisade_no_hint" {
-                SamplingHint::Unknown
-            } else {
-                hint
+            set_sampling_hint(match name {
+                "palisade_no_hint" => SamplingHint::Unknown,
+                "palisade_always_off" if sampled => continue,
+                "palisade_always_off" => SamplingHint::AlwaysOff,
+                _ => SamplingHint::TraceIdOnly,
             });
             g.bench_function(name, |b| b.to_async(&rt).iter(|| one(&app)));
         }

@@ -1,7 +1,8 @@
-//! With a parent-based sampler and the sampling hint that says so, a request whose parent
-//! is not sampled gets a lean SERVER span: none of its attributes are built. Its own test
-//! binary: the hint is process-wide, and `tracing`'s callsite interest is shared by the
-//! tests of one binary.
+//! With a sampling hint, a SERVER span the sampler does not record is lean: none of its
+//! attributes are built. With a parent-based sampler and `ParentBased`, for a request whose
+//! parent is not sampled; with `TraceIdOnly` (what `Telemetry::init` sets), also for a root
+//! request a ratio sampler drops. Its own test binary: the hint is process-wide, and
+//! `tracing`'s callsite interest is shared by the tests of one binary.
 
 use std::convert::Infallible;
 
@@ -18,8 +19,8 @@ use tracing_subscriber::layer::SubscriberExt as _;
 const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
 const CALLS: u64 = 2_000;
 
-/// Allocations per request through the server layer, parent not sampled.
-fn per_call(case: &str) -> f64 {
+/// Allocations per request through the server layer, parent not sampled (or none).
+fn per_call(case: &str, traceparent: Option<&str>) -> f64 {
     let mut svc =
         ServerTraceLayer::http()
             .metrics(false)
@@ -30,10 +31,14 @@ fn per_call(case: &str) -> f64 {
             }));
     let mut call = || {
         drive(async {
-            let req = Request::get("/orders/42")
-                .header("traceparent", UNSAMPLED)
+            let mut req = Request::get("/orders/42")
+                .header("user-agent", "bench/1.0")
                 .body(Full::default())
                 .unwrap();
+            if let Some(tp) = traceparent {
+                req.headers_mut()
+                    .insert("traceparent", http::HeaderValue::from_str(tp).unwrap());
+            }
             let res = svc.ready().await.unwrap().call(req).await.unwrap();
             let _ = res.into_body().collect().await.unwrap();
         });
@@ -61,11 +66,40 @@ fn an_unsampled_parent_with_the_parent_based_hint_builds_no_attributes() {
         .with(palisade_tracing_layer::otel_layer(provider.tracer("alloc")));
     let (full, lean) = tracing::subscriber::with_default(subscriber, || {
         set_sampling_hint(SamplingHint::Unknown);
-        let full = per_call("tracing_layer, unsampled parent, no hint");
+        let full = per_call("tracing_layer, unsampled parent, no hint", Some(UNSAMPLED));
         set_sampling_hint(SamplingHint::ParentBased);
-        let lean = per_call("tracing_layer, unsampled parent, parent-based hint");
+        let lean = per_call(
+            "tracing_layer, unsampled parent, parent-based hint",
+            Some(UNSAMPLED),
+        );
         (full, lean)
     });
     // The attributes' copies (path, scheme, user agent, name, ...) are gone.
     assert!(lean + 5.0 <= full, "lean {lean}, full {full}");
+}
+
+#[test]
+fn an_unsampled_root_with_the_trace_id_only_hint_builds_no_attributes() {
+    // A ratio sampler that keeps no root, as a 1 % sampler drops 99 of 100.
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            0.0,
+        ))))
+        .with_simple_exporter(palisade_benches::DropExporter)
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(palisade_tracing_layer::otel_layer(provider.tracer("alloc")));
+    let (full, lean, parent) = tracing::subscriber::with_default(subscriber, || {
+        set_sampling_hint(SamplingHint::Unknown);
+        let full = per_call("tracing_layer, unsampled root, no hint", None);
+        set_sampling_hint(SamplingHint::TraceIdOnly);
+        let lean = per_call("tracing_layer, unsampled root, trace-id-only hint", None);
+        let parent = per_call(
+            "tracing_layer, unsampled parent, trace-id-only hint",
+            Some(UNSAMPLED),
+        );
+        (full, lean, parent)
+    });
+    assert!(lean + 5.0 <= full, "lean {lean}, full {full}");
+    assert!(parent + 5.0 <= full, "lean {parent}, full {full}");
 }

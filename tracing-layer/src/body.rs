@@ -46,6 +46,9 @@ pub(crate) struct Finish {
     pub(crate) error_type: Option<Cow<'static, str>>,
     pub(crate) instruments: Option<Instruments>,
     pub(crate) completed: bool,
+    /// Whether the span may record (`false` for a span known to be unsampled): its
+    /// attributes and status are set only then.
+    pub(crate) record: bool,
 }
 
 impl Finish {
@@ -53,7 +56,7 @@ impl Finish {
     pub(crate) fn response<B>(&mut self, res: &http::Response<B>) {
         let code = res.status().as_u16();
         self.status = Some(code);
-        if !self.span.is_disabled() {
+        if self.record && !self.span.is_disabled() {
             self.span
                 .record("http.response.status_code", i64::from(code));
         }
@@ -88,7 +91,7 @@ impl Finish {
                 };
                 self.grpc = code;
                 if let Some(c) = code {
-                    if !self.span.is_disabled() {
+                    if self.record && !self.span.is_disabled() {
                         self.span.record("rpc.status_code", c.name());
                     }
                     let err = match self.side {
@@ -106,7 +109,8 @@ impl Finish {
             // Dropped before a response: the caller cancelled the call.
             self.error_type = Some(Cow::Borrowed("cancelled"));
         }
-        if !self.span.is_disabled()
+        if self.record
+            && !self.span.is_disabled()
             && let Some(e) = &self.error_type
         {
             self.span.record("error.type", e.as_ref());

@@ -243,6 +243,7 @@ where
             error_type: None,
             instruments,
             completed: false,
+            record: true,
         };
         let inner = {
             let _enter = finish.span.enter();

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{HeaderName, HeaderValue, Request, Response};
+use opentelemetry::KeyValue;
 use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::trace::TraceContextExt as _;
 use tower_layer::Layer;
@@ -27,12 +28,13 @@ pub const DEFAULT_EXCLUDED: [&str; 2] = ["/health/*", "/metrics"];
 /// they build a span's attributes only when the span can be recorded.
 ///
 /// tracing-opentelemetry builds every span with its attributes before the sampler runs.
-/// When the layer knows the answer beforehand (a parent-based sampler and a remote parent
-/// that is not sampled, or a sampler that records nothing), it starts a lean span instead:
-/// still parented by the remote context (handler logs carry the trace id, outgoing calls
-/// propagate it, unsampled), without attributes, name formatting or their allocations.
+/// When the layer may decide otherwise, it starts a lean span instead: still parented by
+/// the remote context (handler logs carry the trace id, outgoing calls propagate it),
+/// without attributes, name formatting or their allocations, and adds the name and the
+/// attributes only if the sampler records the span.
 ///
-/// [`Telemetry::init`](crate::Telemetry::init) sets it from the sampler it installs; set
+/// [`Telemetry::init`](crate::Telemetry::init) sets it from the sampler it installs
+/// ([`SamplingHint::TraceIdOnly`] for every sampler it can install but `always_off`); set
 /// it with [`set_sampling_hint`] when you build the tracer provider yourself. The default,
 /// [`SamplingHint::Unknown`], assumes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,14 @@ pub enum SamplingHint {
     ParentBased,
     /// The sampler records nothing (`AlwaysOff`).
     AlwaysOff,
+    /// The sampler decides from the parent context and the trace id only, never from the
+    /// span's name, kind or attributes: true of every sampler the OpenTelemetry SDK ships
+    /// (`AlwaysOn`, `AlwaysOff`, `TraceIdRatioBased` and `ParentBased` of them). Every
+    /// span starts lean, the sampler decides, and only a span it records gets its name
+    /// and attributes (the same ones, set right after the decision): a root request under
+    /// a ratio sampler that is not sampled costs what an unsampled parent costs. Do not
+    /// set it for a sampler that reads attributes: it would see none.
+    TraceIdOnly,
 }
 
 static SAMPLING_HINT: AtomicU8 = AtomicU8::new(0);
@@ -55,6 +65,7 @@ pub fn set_sampling_hint(hint: SamplingHint) {
         SamplingHint::Unknown => 0,
         SamplingHint::ParentBased => 1,
         SamplingHint::AlwaysOff => 2,
+        SamplingHint::TraceIdOnly => 3,
     };
     SAMPLING_HINT.store(v, Ordering::Relaxed);
 }
@@ -64,6 +75,7 @@ pub fn sampling_hint() -> SamplingHint {
     match SAMPLING_HINT.load(Ordering::Relaxed) {
         1 => SamplingHint::ParentBased,
         2 => SamplingHint::AlwaysOff,
+        3 => SamplingHint::TraceIdOnly,
         _ => SamplingHint::Unknown,
     }
 }
@@ -312,13 +324,20 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
             let sc = remote.span_context();
             sc.is_valid() && !sc.is_sampled()
         }),
-        SamplingHint::Unknown => false,
+        SamplingHint::Unknown | SamplingHint::TraceIdOnly => false,
     };
-    // The route and RPC method name the span and label the metrics: not needed otherwise.
-    let (route, rpc_method) = match config.protocol {
-        _ if lean && !metrics => (None, None),
+    // Lean now, named and attributed once the sampler has recorded it.
+    let deferred = hint == SamplingHint::TraceIdOnly && !lean;
+    // The route and RPC method name the span and label the metrics: not needed otherwise
+    // (a deferred span gets them once it is known to record).
+    let names = || match config.protocol {
         Protocol::Http => (route_of(req), None),
         Protocol::Grpc => (None, Some(path.trim_start_matches('/').to_owned())),
+    };
+    let (mut route, mut rpc_method) = if metrics || !(lean || deferred) {
+        names()
+    } else {
+        (None, None)
     };
     let span = if lean {
         // Never recorded: no attributes, no name; the parent still carries the trace.
@@ -327,6 +346,16 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
             parent: None,
             "request",
             otel.kind = "server",
+        )
+    } else if deferred {
+        tracing::info_span!(
+            target: "palisade_tracing_layer::server",
+            parent: None,
+            "request",
+            otel.kind = "server",
+            http.response.status_code = Empty,
+            rpc.status_code = Empty,
+            error.type = Empty,
         )
     } else {
         full_span(
@@ -354,6 +383,36 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
             let _ = span.set_parent(opentelemetry::Context::new());
         }
     }
+    // Whether the span's attributes are worth recording: not for a span known unsampled.
+    let mut record = !lean;
+    if deferred && !span.is_disabled() {
+        // Starts the span: the sampler decides here, on the parent and the trace id.
+        let cx = span.context();
+        let otel = cx.span();
+        record = otel.is_recording();
+        if record {
+            if !metrics {
+                (route, rpc_method) = names();
+            }
+            otel.update_name(
+                SpanName {
+                    method,
+                    route: route.as_deref(),
+                    rpc: rpc_method.as_deref(),
+                }
+                .to_string(),
+            );
+            otel.set_attributes(attributes(
+                req,
+                method,
+                scheme,
+                path,
+                route.as_deref(),
+                rpc_method.as_deref(),
+                is_http,
+            ));
+        }
+    }
     let instruments = metrics.then(|| config.instruments.clone());
     let method = method.unwrap_or("_OTHER");
     if let Some(i) = &instruments
@@ -375,6 +434,7 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
         error_type: None,
         instruments,
         completed: false,
+        record,
     }
 }
 
@@ -420,6 +480,62 @@ fn full_span<B>(
         rpc.status_code = Empty,
         error.type = Empty,
     )
+}
+
+/// The attributes of [`full_span`], for a span the sampler recorded after a lean start.
+fn attributes<B>(
+    req: &Request<B>,
+    method: Option<&'static str>,
+    scheme: &'static str,
+    path: &str,
+    route: Option<&str>,
+    rpc_method: Option<&str>,
+    is_http: bool,
+) -> Vec<KeyValue> {
+    let mut a = Vec::with_capacity(10);
+    if is_http {
+        a.push(KeyValue::new(
+            "http.request.method",
+            method.unwrap_or("_OTHER"),
+        ));
+        if method.is_none() {
+            a.push(KeyValue::new(
+                "http.request.method_original",
+                req.method().as_str().to_owned(),
+            ));
+        }
+        if let Some(r) = route {
+            a.push(KeyValue::new("http.route", r.to_owned()));
+        }
+        a.push(KeyValue::new("url.path", path.to_owned()));
+        a.push(KeyValue::new("url.scheme", scheme));
+        a.push(KeyValue::new(
+            "network.protocol.version",
+            protocol_version(req.version()),
+        ));
+    } else {
+        a.push(KeyValue::new("rpc.system.name", "grpc"));
+        if let Some(m) = rpc_method {
+            a.push(KeyValue::new("rpc.method", m.to_owned()));
+        }
+    }
+    if let Some((host, port)) = host_port(req.uri(), req.headers()) {
+        a.push(KeyValue::new("server.address", host.to_owned()));
+        if let Some(p) = port {
+            a.push(KeyValue::new("server.port", i64::from(p)));
+        }
+    }
+    if let Some(ip) = client_address(req) {
+        a.push(KeyValue::new("client.address", ip.to_string()));
+    }
+    if let Some(ua) = req
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        a.push(KeyValue::new("user_agent.original", ua.to_owned()));
+    }
+    a
 }
 
 #[cfg(feature = "axum")]

@@ -130,9 +130,11 @@ impl SamplerConfig {
     /// What the server layers may assume about this sampler.
     pub fn hint(self) -> crate::SamplingHint {
         match self {
-            Self::ParentBased(_) => crate::SamplingHint::ParentBased,
             Self::AlwaysOff => crate::SamplingHint::AlwaysOff,
-            Self::AlwaysOn | Self::Ratio(_) => crate::SamplingHint::Unknown,
+            // None of these reads a span's name or attributes.
+            Self::AlwaysOn | Self::Ratio(_) | Self::ParentBased(_) => {
+                crate::SamplingHint::TraceIdOnly
+            }
         }
     }
 

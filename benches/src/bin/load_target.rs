@@ -67,8 +67,8 @@ fn telemetry() -> (SdkTracerProvider, Router) {
         .with(tracing_subscriber::filter::LevelFilter::INFO)
         .with(palisade_tracing_layer::otel_layer(provider.tracer("load")));
     tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
-    // What the telemetry init tells the layers about a parent-based sampler.
-    palisade_tracing_layer::set_sampling_hint(palisade_tracing_layer::SamplingHint::ParentBased);
+    // What the telemetry init tells the layers about its samplers.
+    palisade_tracing_layer::set_sampling_hint(palisade_tracing_layer::SamplingHint::TraceIdOnly);
     let handle = palisade_tracing_layer::metrics::install_prometheus().expect("one recorder");
     (
         provider,

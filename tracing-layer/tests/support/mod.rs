@@ -13,9 +13,17 @@ pub struct Otel {
 
 /// Installs (for this thread) a subscriber exporting every span to memory.
 pub fn otel() -> Otel {
+    otel_with(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+        opentelemetry_sdk::trace::Sampler::AlwaysOn,
+    )))
+}
+
+/// [`otel`] with another sampler.
+pub fn otel_with(sampler: opentelemetry_sdk::trace::Sampler) -> Otel {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
+        .with_sampler(sampler)
         .build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
