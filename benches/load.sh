@@ -7,6 +7,10 @@
 #   2. front -> upstream: a front service making one HTTP call per request to an upstream
 #      service (the order -> inventory shape), bare vs the full client stack
 #      (Retry -> CircuitBreaker -> ClientTrace -> Timeout) plus the full server stack on both.
+#   3. the example services: POST /orders to order-service, which stores the order in SQLite
+#      and reserves its stock in inventory-service over gRPC, with every Palisade layer
+#      (the default, spans sent over OTLP to a rotel receiver that drops them) against the
+#      same binaries with ORDER_MIDDLEWARE=off and INVENTORY_MIDDLEWARE=off.
 #
 # Prints requests/s, p50 and p99 for each, and the ratios to bare. Targets: full server
 # stack >= 0.90x bare throughput, p99 <= 1.2x bare. It exits non-zero only if a run fails,
@@ -31,7 +35,13 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 command -v wrk >/dev/null 2>&1 || { echo "load.sh: wrk not found" >&2; exit 1; }
 
+# rotel (the OTLP receiver of the example services' spans) comes with the test tools.
+[ -f .tools/env ] || bash scripts/install-test-tools.sh >/dev/null
+# shellcheck disable=SC1091
+source .tools/env
+
 cargo build --release -p palisade-benches --bin load_target
+cargo build --release -p order-service -p inventory-service
 bin=target/release/load_target
 out=$(mktemp -d)
 # `start` runs in a command substitution (a subshell), so the pids go to a file.
@@ -63,11 +73,58 @@ start() {
   echo "load.sh: $name did not start:" >&2; cat "$out/$name.log" >&2; exit 1
 }
 
-# run LABEL ADDR: one wrk run; appends "label rps p50_ms p99_ms" to $out/results.
+# wait_port NAME PORT: waits until something listens on 127.0.0.1:PORT.
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "load.sh: $1 did not start:" >&2; cat "$out/$1.log" >&2; exit 1
+}
+
+# start_examples MIDDLEWARE (on/off): starts inventory-service and order-service on fresh
+# databases, the stock of KB-0001 raised so no order runs out; prints the order address.
+start_examples() {
+  local mw=$1 dir="$out/examples-$1"
+  rm -rf "$dir"; mkdir -p "$dir"
+  local grpc admin http otlp
+  grpc=$(free_port); admin=$(free_port); http=$(free_port); otlp=$(free_port)
+  "$PALISADE_ROTEL_AGENT" start --exporter blackhole \
+    --otlp-grpc-endpoint "127.0.0.1:$otlp" --otlp-http-endpoint "127.0.0.1:$(free_port)" \
+    >"$out/rotel.log" 2>&1 &
+  echo $! >>"$out/pids"
+  wait_port rotel "$otlp"
+  local common=(RUST_LOG=warn OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$otlp"
+    INVENTORY_GRPC_ADDR="127.0.0.1:$grpc" INVENTORY_ADMIN_ADDR="127.0.0.1:$admin"
+    INVENTORY_DB_PATH="$dir/inventory.db" INVENTORY_DRAIN_DELAY_MS=0 INVENTORY_MIDDLEWARE="$mw")
+  # A first start creates and seeds the database; then the stock is raised.
+  env "${common[@]}" target/release/inventory-service >"$out/inventory.log" 2>&1 &
+  local seed=$!
+  wait_port inventory "$grpc"
+  kill "$seed"; wait "$seed" 2>/dev/null || true
+  python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE stock SET on_hand = 1000000000 WHERE sku = ?", ("KB-0001",)); c.commit()' "$dir/inventory.db"
+  env "${common[@]}" target/release/inventory-service >"$out/inventory.log" 2>&1 &
+  echo $! >>"$out/pids"
+  wait_port inventory "$grpc"
+  env "${common[@]}" ORDER_HTTP_ADDR="127.0.0.1:$http" ORDER_DB_PATH="$dir/orders.db" \
+    INVENTORY_URL="http://127.0.0.1:$grpc" ORDER_DRAIN_DELAY_MS=0 ORDER_MIDDLEWARE="$mw" \
+    target/release/order-service >"$out/orders.log" 2>&1 &
+  echo $! >>"$out/pids"
+  wait_port orders "$http"
+  echo "127.0.0.1:$http"
+}
+
+cat >"$out/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"items":[{"sku":"KB-0001","quantity":1}]}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+# run LABEL URL [WRK_ARGS...]: one wrk run; appends "label rps p50_ms p99_ms" to $out/results.
 run() {
-  local label=$1 addr=$2
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "http://$addr/hello" >/dev/null  # warm-up
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://$addr/hello" >"$out/wrk.txt"
+  local label=$1 url=$2; shift 2
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$@" "$url" >/dev/null  # warm-up
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url" >"$out/wrk.txt"
   python3 - "$label" "$out/wrk.txt" >>"$out/results" <<'PY'
 import re, sys
 label, path = sys.argv[1], sys.argv[2]
@@ -87,15 +144,19 @@ PY
 : >"$out/results"
 for round in $(seq 1 "$ROUNDS"); do
   echo "--- round $round/$ROUNDS: server, bare vs full stack" >&2
-  a=$(start server-bare server-bare); run server_bare "$a"; stop_all
-  a=$(start server-full server-full); run server_full "$a"; stop_all
-  a=$(LOAD_SAMPLE_RATIO=0.01 start server-full server-full); run server_full_1pct "$a"; stop_all
+  a=$(start server-bare server-bare); run server_bare "http://$a/hello"; stop_all
+  a=$(start server-full server-full); run server_full "http://$a/hello"; stop_all
+  a=$(LOAD_SAMPLE_RATIO=0.01 start server-full server-full); run server_full_1pct "http://$a/hello"; stop_all
 
   echo "--- round $round/$ROUNDS: front -> upstream, bare vs full stacks" >&2
   up=$(start upstream-bare server-bare); a=$(start front-bare front-bare "$up")
-  run front_bare "$a"; stop_all
+  run front_bare "http://$a/hello"; stop_all
   up=$(start upstream-full server-full); a=$(start front-full front-full "$up")
-  run front_full "$a"; stop_all
+  run front_full "http://$a/hello"; stop_all
+
+  echo "--- round $round/$ROUNDS: order-service -> inventory-service, no middleware vs every layer" >&2
+  a=$(start_examples off); run orders_bare "http://$a/orders" -s "$out/post.lua"; stop_all
+  a=$(start_examples on); run orders_full "http://$a/orders" -s "$out/post.lua"; stop_all
 done
 
 printf '\nmachine: %s, %s cores; wrk -t%s -c%s -d%ss, %s round(s), median shown\n\n' \
@@ -116,8 +177,10 @@ names = {
     "server_full_1pct": "axum hello, full stack, 1 % sampled",
     "front_bare": "front -> upstream, bare",
     "front_full": "front -> upstream, full stacks",
+    "orders_bare": "POST /orders, no middleware",
+    "orders_full": "POST /orders, every layer",
 }
-for bare, *fulls in (("server_bare", "server_full", "server_full_1pct"), ("front_bare", "front_full")):
+for bare, *fulls in (("server_bare", "server_full", "server_full_1pct"), ("front_bare", "front_full"), ("orders_bare", "orders_full")):
     b = med[bare]
     for k in (bare, *fulls):
         r = med[k]

@@ -19,6 +19,7 @@ use crate::faults::FaultSettings;
 /// | `INVENTORY_FAULT_ERROR_RATE` | `0` | share of RPCs failed with `UNAVAILABLE`, 0 to 1 |
 /// | `INVENTORY_FAULT_LATENCY_MS` | `0` | latency added to every RPC, 0 to 60000 |
 /// | `INVENTORY_DRAIN_DELAY_MS` | `5000` | on shutdown, how long readiness fails before the servers stop |
+/// | `INVENTORY_MIDDLEWARE` | `on` | `off`: serve with no Palisade layer (no health, trace or metrics layer; `/health/*` and `grpc.health.v1` are not served), the baseline `benches/load.sh` measures the layers against; not for production |
 /// | `INVENTORY_REUSE_PORT` | `false` | `true`: bind both ports with `SO_REUSEPORT` (Unix), so a new instance can bind the same addresses before the old one is told to drain (rolling restart on one host) |
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -38,6 +39,9 @@ pub struct Config {
     /// Bind both listeners with `SO_REUSEPORT`, so a second instance can take over the same
     /// addresses while this one drains. Ignored where the platform has no `SO_REUSEPORT`.
     pub reuse_port: bool,
+    /// Whether the Palisade layers are applied (`true` but for the benchmark baseline:
+    /// `false` serves no health endpoints and records no spans or RED metrics).
+    pub middleware: bool,
 }
 
 impl Config {
@@ -52,6 +56,7 @@ impl Config {
             drain_delay: Duration::ZERO,
             metrics: None,
             reuse_port: false,
+            middleware: true,
         }
     }
 
@@ -100,6 +105,12 @@ impl Config {
             "false" | "0" | "no" | "" => false,
             _ => return Err(ConfigError::new(name, &v, "expected true or false")),
         };
+        let (name, v) = var("INVENTORY_MIDDLEWARE", "on");
+        let middleware = match v.trim().to_ascii_lowercase().as_str() {
+            "on" | "" => true,
+            "off" => false,
+            _ => return Err(ConfigError::new(name, &v, "expected on or off")),
+        };
         let faults = FaultSettings {
             error_rate,
             latency_ms,
@@ -112,6 +123,7 @@ impl Config {
             drain_delay: Duration::from_millis(drain_ms),
             metrics: None,
             reuse_port,
+            middleware,
         })
     }
 }
@@ -191,6 +203,9 @@ mod tests {
         assert_eq!(c.faults.error_rate, 0.0);
         assert_eq!(c.drain_delay, Duration::from_secs(5));
         assert!(!c.reuse_port);
+        assert!(c.middleware);
+        let c = Config::from_lookup(lookup(&[("INVENTORY_MIDDLEWARE", "OFF")])).unwrap();
+        assert!(!c.middleware);
     }
 
     #[test]
@@ -204,6 +219,7 @@ mod tests {
             ("INVENTORY_FAULT_LATENCY_MS", "-1"),
             ("INVENTORY_DRAIN_DELAY_MS", "soon"),
             ("INVENTORY_REUSE_PORT", "maybe"),
+            ("INVENTORY_MIDDLEWARE", "false"),
         ] {
             let err = Config::from_lookup(lookup(&[(var, value)])).unwrap_err();
             assert_eq!(err.var(), var, "{err}");

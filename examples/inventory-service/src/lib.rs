@@ -24,6 +24,7 @@ mod store;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 
 use std::time::Duration;
 
@@ -47,6 +48,7 @@ pub struct InventoryService {
     faults: FaultControl,
     health: HealthRegistry,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    middleware: bool,
 }
 
 impl InventoryService {
@@ -73,6 +75,7 @@ impl InventoryService {
             faults,
             health,
             metrics: config.metrics,
+            middleware: config.middleware,
         })
     }
 
@@ -120,15 +123,7 @@ impl InventoryService {
             store: self.store.clone(),
             faults: self.faults.clone(),
         };
-        // Server stack, outermost first: Health (HTTP probe paths; gRPC health is the
-        // `grpc.health.v1` service below) -> ServerTrace (a SERVER span per RPC, continuing
-        // the caller's trace, and RED metrics) -> the inventory service.
-        let grpc = tonic::transport::Server::builder()
-            .layer(self.health.layer())
-            .layer(example_telemetry::ServerTraceLayer::grpc())
-            .add_service(self.health.grpc_service())
-            .add_service(InventoryServiceServer::new(inventory))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), self.health.drained());
+        let incoming = TcpListenerStream::new(self.grpc);
         let admin_router = admin::router(
             admin::AdminState {
                 faults: self.faults.clone(),
@@ -136,8 +131,26 @@ impl InventoryService {
             },
             self.metrics.clone(),
         );
-        let admin = axum::serve(self.admin, admin_router.layer(self.health.layer()))
-            .with_graceful_shutdown(self.health.drained());
+        type Serving = Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
+        let (grpc, admin): (Serving, _) = if self.middleware {
+            // Server stack, outermost first: Health (HTTP probe paths; gRPC health is the
+            // `grpc.health.v1` service below) -> ServerTrace (a SERVER span per RPC,
+            // continuing the caller's trace, and RED metrics) -> the inventory service.
+            let grpc = tonic::transport::Server::builder()
+                .layer(self.health.layer())
+                .layer(example_telemetry::ServerTraceLayer::grpc())
+                .add_service(self.health.grpc_service())
+                .add_service(InventoryServiceServer::new(inventory))
+                .serve_with_incoming_shutdown(incoming, self.health.drained());
+            (Box::pin(grpc), admin_router.layer(self.health.layer()))
+        } else {
+            // The benchmark baseline (`INVENTORY_MIDDLEWARE=off`): no Palisade layer.
+            let grpc = tonic::transport::Server::builder()
+                .add_service(InventoryServiceServer::new(inventory))
+                .serve_with_incoming_shutdown(incoming, self.health.drained());
+            (Box::pin(grpc), admin_router)
+        };
+        let admin = axum::serve(self.admin, admin).with_graceful_shutdown(self.health.drained());
         let result = tokio::try_join!(
             async { grpc.await.map_err(|e| Error::Serve("gRPC", e.into())) },
             async { admin.await.map_err(|e| Error::Serve("admin", e.into())) },

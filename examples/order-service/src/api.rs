@@ -19,13 +19,21 @@ use crate::orders::{Orders, PlaceError, Placed};
 /// Largest accepted request body.
 const BODY_LIMIT: usize = 64 * 1024;
 
-pub(crate) fn router(orders: Orders, metrics: Option<PrometheusHandle>) -> Router {
-    let api = Router::new()
+/// The API; `middleware: false` (the benchmark baseline) leaves out the trace layer.
+pub(crate) fn router(
+    orders: Orders,
+    metrics: Option<PrometheusHandle>,
+    middleware: bool,
+) -> Router {
+    let mut api = Router::new()
         .route("/orders", post(create_order))
-        .route("/orders/{id}", get(get_order))
+        .route("/orders/{id}", get(get_order));
+    if middleware {
         // A SERVER span per API request (continuing the caller's trace) and RED metrics;
         // as a route layer it sees the matched route, and `/metrics` below is not traced.
-        .route_layer(example_telemetry::ServerTraceLayer::http())
+        api = api.route_layer(example_telemetry::ServerTraceLayer::http());
+    }
+    let api = api
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(orders);
     match metrics {

@@ -96,11 +96,19 @@ pub struct BreakerTransition {
 /// retry budget.
 #[derive(Debug, Clone)]
 pub(crate) struct InventoryClient {
-    client: InventoryServiceClient<Stack>,
+    client: Calls,
     deadline: Duration,
     breaker: CircuitBreakerHandle,
     transitions: BreakerLog,
     stats: RetryStats,
+}
+
+/// The tonic client: over the resilience stack, or (`ORDER_MIDDLEWARE=off`, the benchmark
+/// baseline) over the bare channel.
+#[derive(Debug, Clone)]
+enum Calls {
+    Stack(InventoryServiceClient<Stack>),
+    Bare(InventoryServiceClient<Channel>),
 }
 
 /// The breaker's latest transitions, recorded by its `on_state_change` hook (which runs
@@ -219,15 +227,21 @@ impl InventoryClient {
             ))
         })?;
         let stats = RetryStats(retry.stats());
-        let stack = tower::ServiceBuilder::new()
-            .layer(retry)
-            .layer(breaker)
-            .layer(ClientTraceLayer::grpc(&config.inventory_url))
-            .timeout(config.try_timeout)
-            .layer(tonic_body())
-            .service(channel);
+        let client = if config.middleware {
+            Calls::Stack(InventoryServiceClient::new(
+                tower::ServiceBuilder::new()
+                    .layer(retry)
+                    .layer(breaker)
+                    .layer(ClientTraceLayer::grpc(&config.inventory_url))
+                    .timeout(config.try_timeout)
+                    .layer(tonic_body())
+                    .service(channel),
+            ))
+        } else {
+            Calls::Bare(InventoryServiceClient::new(channel))
+        };
         Ok(Self {
-            client: InventoryServiceClient::new(stack),
+            client,
             deadline: config.deadline,
             breaker: handle,
             transitions,
@@ -281,8 +295,10 @@ impl InventoryClient {
                 })
                 .collect(),
         };
-        let mut client = self.client.clone();
-        let response = self.call(client.reserve(request)).await?;
+        let response = match self.client.clone() {
+            Calls::Stack(mut c) => self.call(c.reserve(request)).await?,
+            Calls::Bare(mut c) => self.call(c.reserve(request)).await?,
+        };
         response
             .reservation
             .map(|r| r.reservation_id)
@@ -296,8 +312,11 @@ impl InventoryClient {
         let request = ReleaseRequest {
             order_id: order_id.to_owned(),
         };
-        let mut client = self.client.clone();
-        Ok(self.call(client.release(request)).await?.released)
+        let response = match self.client.clone() {
+            Calls::Stack(mut c) => self.call(c.release(request)).await?,
+            Calls::Bare(mut c) => self.call(c.release(request)).await?,
+        };
+        Ok(response.released)
     }
 }
 

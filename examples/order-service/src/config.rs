@@ -21,6 +21,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 /// | `ORDER_RECONCILE_INTERVAL_MS` | `2000` | how often unfinished orders are compensated, 10 to 600000 |
 /// | `ORDER_PENDING_GRACE_MS` | `30000` | age after which a pending order counts as abandoned; more than `INVENTORY_DEADLINE_MS` |
 /// | `ORDER_DRAIN_DELAY_MS` | `5000` | on shutdown, how long readiness fails before the server stops |
+/// | `ORDER_MIDDLEWARE` | `on` | `off`: serve and call the inventory service with no Palisade layer (no retry, breaker, trace, metrics, timeout or health layer; `/health/*` is not served), the baseline `benches/load.sh` measures the layers against; not for production |
 /// | `ORDER_HEALTH_TOKEN` | unset | health check details are shown to probes sending `Authorization: Bearer <token>`; hidden otherwise |
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -46,6 +47,10 @@ pub struct Config {
     pub drain_delay: Duration,
     /// Token that reveals health check details; `None` hides them from everyone.
     pub health_token: Option<String>,
+    /// Whether the Palisade layers are applied (`true` but for the benchmark baseline:
+    /// `false` calls the inventory channel directly, once, under the deadline only, and
+    /// serves the API with no health endpoints, spans or RED metrics).
+    pub middleware: bool,
     /// Renders `/metrics`; `None` serves no `/metrics`. Not read from the environment:
     /// the binary installs the recorder and sets it.
     pub metrics: Option<PrometheusHandle>,
@@ -68,6 +73,7 @@ impl Config {
             drain_delay: Duration::ZERO,
             health_token: None,
             metrics: None,
+            middleware: true,
         }
     }
 
@@ -153,6 +159,12 @@ impl Config {
                 ));
             }
         };
+        let (name, v) = var("ORDER_MIDDLEWARE", "on");
+        let middleware = match v.trim().to_ascii_lowercase().as_str() {
+            "on" | "" => true,
+            "off" => false,
+            _ => return Err(ConfigError::new(name, &v, "expected on or off")),
+        };
         Ok(Self {
             http_addr,
             db_path,
@@ -166,6 +178,7 @@ impl Config {
             drain_delay,
             health_token,
             metrics: None,
+            middleware,
         })
     }
 }
@@ -249,12 +262,16 @@ mod tests {
         assert_eq!(c.inventory_url, "http://127.0.0.1:50051");
         assert_eq!(c.max_attempts, 3);
         assert_eq!(c.try_timeout, Duration::from_millis(500));
+        assert!(c.middleware);
+        let c = Config::from_lookup(lookup(&[("ORDER_MIDDLEWARE", "off")])).unwrap();
+        assert!(!c.middleware);
     }
 
     #[test]
     fn bad_values_name_the_variable() {
         for (var, value) in [
             ("ORDER_HTTP_ADDR", "0.0.0.0:99999"),
+            ("ORDER_MIDDLEWARE", "none"),
             ("ORDER_HTTP_ADDR", ""),
             ("ORDER_DB_PATH", ""),
             ("INVENTORY_URL", "inventory:50051"),

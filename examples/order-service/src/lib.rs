@@ -154,8 +154,14 @@ impl OrderService {
             token.clone(),
         ));
         // Server stack, outermost first: Health (answers the probe paths) -> the API.
-        let app = api::router(self.orders.clone(), self.config.metrics.clone())
-            .layer(self.health.layer());
+        let mut app = api::router(
+            self.orders.clone(),
+            self.config.metrics.clone(),
+            self.config.middleware,
+        );
+        if self.config.middleware {
+            app = app.layer(self.health.layer());
+        }
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(self.health.drained())
             .await

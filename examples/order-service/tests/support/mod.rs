@@ -23,9 +23,18 @@ pub struct Inventory {
 
 impl Inventory {
     pub async fn start(dir: &TempDir, grpc_port: u16) -> Self {
+        Self::start_with(dir, grpc_port, |_| {}).await
+    }
+
+    pub async fn start_with(
+        dir: &TempDir,
+        grpc_port: u16,
+        tune: impl FnOnce(&mut inventory_service::Config),
+    ) -> Self {
         let db = dir.path().join("inventory.db");
         let mut config = inventory_service::Config::local(&db);
         config.grpc_addr.set_port(grpc_port);
+        tune(&mut config);
         let service = InventoryService::bind(config).await.unwrap();
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         Self {
