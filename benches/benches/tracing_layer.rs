@@ -8,7 +8,9 @@
 //!   `Telemetry::init` sets for every sampler but `always_off`: a lean span, attributes
 //!   only if the sampler records it), `palisade_always_off` with `AlwaysOff` (what it sets
 //!   for `always_off`: no decision to wait for), `palisade_no_hint` with none;
-//! - `tracing_layer/sampled/*`: every trace sampled, spans batch-exported to a no-op sink;
+//! - `tracing_layer/sampled/*`: every trace sampled, spans exported to a no-op sink by the
+//!   simple processor (each span's whole cost on the measured thread; a batch processor's
+//!   worker would share the cores and drop spans once its queue is full);
 //!   `palisade` with `TraceIdOnly`, `palisade_no_hint` with none.
 //!
 //! Each iteration sends `GET /orders/42` and reads the response body to its end (the
@@ -18,8 +20,8 @@
 //! (`bash benches/run.sh tracing_layer`). `floor_one_otel_span` (one tracing span with only a
 //! name and kind through tracing-opentelemetry) is the floor for any layer built on
 //! tracing-opentelemetry: it builds every span and its attributes before the SDK's sampler
-//! runs at span start, which is why the layer's lean span (no attributes) needs the sampling
-//! hint to know the answer first.
+//! runs at span start, which is why the layer needs the sampling hint to start a lean span
+//! (no attributes) and add the attributes only once the sampler has recorded it.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
@@ -44,7 +46,7 @@ fn provider(sampled: bool) -> SdkTracerProvider {
     };
     SdkTracerProvider::builder()
         .with_sampler(sampler)
-        .with_batch_exporter(palisade_benches::DropExporter)
+        .with_simple_exporter(palisade_benches::DropExporter)
         .build()
 }
 

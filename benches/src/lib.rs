@@ -29,8 +29,10 @@ pub fn report_allocations(case: &str, per_call: f64) {
     }
 }
 
-/// A span exporter that drops every batch: the benches and `load_target` run the real batch
-/// span processor (queueing, batching, the export call) without a collector.
+/// A span exporter that drops every batch: the criterion benches export through it with the
+/// simple span processor (each span's whole cost on the measured thread) and `load_target`
+/// with the real batch span processor (queueing, batching, the export call), without a
+/// collector.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DropExporter;
 
