@@ -146,7 +146,9 @@ fn bench(c: &mut Criterion) {
         .with(palisade_tracing_layer::otel_layer(provider.tracer("bench")));
     let _guard = tracing::subscriber::set_default(subscriber);
     // What the telemetry init tells the layers about its samplers.
-    palisade_tracing_layer::set_sampling_hint(palisade_tracing_layer::SamplingHint::TraceIdOnly);
+    palisade_tracing_layer::set_sampling_hint(
+        palisade_tracing_layer::SamplingHint::ParentBasedTraceIdOnly,
+    );
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );

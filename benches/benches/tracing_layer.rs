@@ -3,15 +3,17 @@
 //! `TraceLayer` with tracing-opentelemetry and against axum-tracing-opentelemetry, all in
 //! the same run:
 //!
-//! - `tracing_layer/unsampled/*`: a tracer provider whose sampler drops every trace (as a
-//!   ratio sampler drops most roots); `palisade` with the sampling hint `TraceIdOnly` (what
-//!   `Telemetry::init` sets for every sampler but `always_off`: a lean span, attributes
-//!   only if the sampler records it), `palisade_always_off` with `AlwaysOff` (what it sets
-//!   for `always_off`: no decision to wait for), `palisade_no_hint` with none;
-//! - `tracing_layer/sampled/*`: every trace sampled, spans exported to a no-op sink by the
-//!   simple processor (each span's whole cost on the measured thread; a batch processor's
-//!   worker would share the cores and drop spans once its queue is full);
-//!   `palisade` with `TraceIdOnly`, `palisade_no_hint` with none.
+//! - `tracing_layer/unsampled/*`: every request carries a `traceparent` whose sampled flag
+//!   is off (the caller decided not to sample) and the provider's sampler drops every
+//!   trace. `palisade` has the sampling hint `Telemetry::init` sets for its default
+//!   sampler (`ParentBasedTraceIdOnly`: no span at all, only the request's context),
+//!   `palisade_always_off` the one for `always_off`, `palisade_trace_id_only` the one for
+//!   `traceidratio` (a lean span, attributes added only if the sampler records it: what a
+//!   root request a ratio sampler drops costs), `palisade_no_hint` none;
+//! - `tracing_layer/sampled/*`: root requests, every trace sampled, spans exported to a
+//!   no-op sink by the simple processor (each span's whole cost on the measured thread; a
+//!   batch processor's worker would share the cores and drop spans once its queue is
+//!   full); `palisade` with `ParentBasedTraceIdOnly`, `palisade_no_hint` with none.
 //!
 //! Each iteration sends `GET /orders/42` and reads the response body to its end (the
 //! palisade span ends there). A `TRACE` level filter, so tower-http's DEBUG spans exist.
@@ -68,6 +70,11 @@ fn apps() -> Vec<(&'static str, Router)> {
             routes().route_layer(ServerTraceLayer::http().metrics(false)),
         ),
         (
+            // The hint for `traceidratio` (unsampled group only).
+            "palisade_trace_id_only",
+            routes().route_layer(ServerTraceLayer::http().metrics(false)),
+        ),
+        (
             // No hint: every span built with its attributes.
             "palisade_no_hint",
             routes().route_layer(ServerTraceLayer::http().metrics(false)),
@@ -99,11 +106,18 @@ fn apps() -> Vec<(&'static str, Router)> {
     ]
 }
 
-async fn one(app: &Router) {
-    let req = http::Request::get("/orders/42")
+/// A `traceparent` whose sampled flag is off.
+const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+
+async fn one(app: &Router, sampled: bool) {
+    let mut req = http::Request::get("/orders/42")
         .header("user-agent", "bench/1.0")
         .body(Body::empty())
         .unwrap();
+    if !sampled {
+        req.headers_mut()
+            .insert("traceparent", http::HeaderValue::from_static(UNSAMPLED));
+    }
     let res = app.clone().oneshot(req).await.unwrap();
     let body = res.into_body().collect().await.unwrap();
     black_box(body);
@@ -124,11 +138,12 @@ fn bench(c: &mut Criterion) {
         for (name, app) in apps() {
             set_sampling_hint(match name {
                 "palisade_no_hint" => SamplingHint::Unknown,
-                "palisade_always_off" if sampled => continue,
+                "palisade_always_off" | "palisade_trace_id_only" if sampled => continue,
                 "palisade_always_off" => SamplingHint::AlwaysOff,
-                _ => SamplingHint::TraceIdOnly,
+                "palisade_trace_id_only" => SamplingHint::TraceIdOnly,
+                _ => SamplingHint::ParentBasedTraceIdOnly,
             });
-            g.bench_function(name, |b| b.to_async(&rt).iter(|| one(&app)));
+            g.bench_function(name, |b| b.to_async(&rt).iter(|| one(&app, sampled)));
         }
         set_sampling_hint(SamplingHint::Unknown);
         g.finish();

@@ -1,7 +1,7 @@
-//! With a sampling hint, a SERVER span the sampler does not record is lean: none of its
-//! attributes are built. With a parent-based sampler and `ParentBased`, for a request whose
-//! parent is not sampled; with `TraceIdOnly` (what `Telemetry::init` sets), also for a root
-//! request a ratio sampler drops. Its own test binary: the hint is process-wide, and
+//! With a sampling hint, a request the sampler does not record costs less: with a
+//! parent-based hint, a request whose parent is not sampled gets no span at all (only its
+//! context); with `TraceIdOnly`, a root request a ratio sampler drops gets a lean span (no
+//! attributes built). Its own test binary: the hint is process-wide, and
 //! `tracing`'s callsite interest is shared by the tests of one binary.
 
 use std::convert::Infallible;
@@ -57,25 +57,35 @@ fn per_call(case: &str, traceparent: Option<&str>) -> f64 {
 }
 
 #[test]
-fn an_unsampled_parent_with_the_parent_based_hint_builds_no_attributes() {
+fn an_unsampled_parent_with_a_parent_based_hint_builds_no_span() {
     let provider = SdkTracerProvider::builder()
         .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
         .with_simple_exporter(palisade_benches::DropExporter)
         .build();
     let subscriber = tracing_subscriber::registry()
         .with(palisade_tracing_layer::otel_layer(provider.tracer("alloc")));
-    let (full, lean) = tracing::subscriber::with_default(subscriber, || {
+    let (full, fast, fast_default) = tracing::subscriber::with_default(subscriber, || {
         set_sampling_hint(SamplingHint::Unknown);
         let full = per_call("tracing_layer, unsampled parent, no hint", Some(UNSAMPLED));
         set_sampling_hint(SamplingHint::ParentBased);
-        let lean = per_call(
+        let fast = per_call(
             "tracing_layer, unsampled parent, parent-based hint",
             Some(UNSAMPLED),
         );
-        (full, lean)
+        set_sampling_hint(SamplingHint::ParentBasedTraceIdOnly);
+        let fast_default = per_call(
+            "tracing_layer, unsampled parent, Telemetry::init's default hint",
+            Some(UNSAMPLED),
+        );
+        (full, fast, fast_default)
     });
-    // The attributes' copies (path, scheme, user agent, name, ...) are gone.
-    assert!(lean + 5.0 <= full, "lean {lean}, full {full}");
+    // No span at all: neither the attributes' copies (path, scheme, user agent, name, ...)
+    // nor tracing-opentelemetry's span data; only the request's context.
+    assert!(fast + 12.0 <= full, "no span {fast}, full {full}");
+    assert!(
+        fast_default + 12.0 <= full,
+        "no span {fast_default}, full {full}"
+    );
 }
 
 #[test]

@@ -33,7 +33,10 @@ pub(crate) enum Protocol {
 #[derive(Debug)]
 #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) struct Finish {
+    /// The call's span; `Span::none()` for a server call known to be unsampled.
     pub(crate) span: Span,
+    /// Instead of a span, the context an unsampled server call runs in.
+    pub(crate) cx: Option<opentelemetry::Context>,
     pub(crate) side: Side,
     pub(crate) protocol: Protocol,
     pub(crate) start: Instant,
@@ -51,7 +54,29 @@ pub(crate) struct Finish {
     pub(crate) record: bool,
 }
 
+/// The call's span entered, or its context attached, while the guard lives.
+pub(crate) enum Entered<'a> {
+    Span(#[allow(dead_code)] tracing::span::Entered<'a>),
+    Context(#[allow(dead_code)] opentelemetry::ContextGuard),
+}
+
 impl Finish {
+    /// Enters the span, or attaches the context of an unsampled call.
+    pub(crate) fn enter(&self) -> Entered<'_> {
+        match &self.cx {
+            Some(cx) => Entered::Context(cx.clone().attach()),
+            None => Entered::Span(self.span.enter()),
+        }
+    }
+
+    /// The OpenTelemetry context of the call.
+    pub(crate) fn context(&self) -> opentelemetry::Context {
+        match &self.cx {
+            Some(cx) => cx.clone(),
+            None => self.span.context(),
+        }
+    }
+
     /// Records a response's status code and, for gRPC, a trailers-only status.
     pub(crate) fn response<B>(&mut self, res: &http::Response<B>) {
         let code = res.status().as_u16();
@@ -176,7 +201,7 @@ where
         // HTTP body is polled outside the span (about 1 µs less per request).
         let polled = match this.finish.as_ref() {
             Some(f) if f.protocol == Protocol::Grpc => {
-                let _enter = f.span.enter();
+                let _enter = f.enter();
                 this.inner.poll_frame(cx)
             }
             _ => this.inner.poll_frame(cx),
@@ -199,7 +224,7 @@ where
                     if f.error_type.is_none() {
                         f.error_type = Some(Cow::Borrowed("body_error"));
                     }
-                    if !f.span.is_disabled() {
+                    if f.record && !f.span.is_disabled() {
                         f.span.set_status(Status::error(e.to_string()));
                     }
                 }

@@ -231,6 +231,7 @@ where
             (config.metrics && cfg!(feature = "metrics")).then(|| config.instruments.clone());
         let finish = Finish {
             span,
+            cx: None,
             side: Side::Client,
             protocol: config.protocol,
             start: Instant::now(),

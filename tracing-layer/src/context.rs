@@ -3,12 +3,20 @@
 use std::future::Future;
 
 use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::TraceContextExt as _;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-/// The OpenTelemetry context of the current `tracing` span (for
-/// [`propagation::inject_map`](crate::propagation::inject_map) on message headers).
+/// The current OpenTelemetry context (for
+/// [`propagation::inject_map`](crate::propagation::inject_map) on message headers): the
+/// one attached to this thread (tracing-opentelemetry attaches an entered span's; the
+/// server layer attaches an unsampled request's, which has no span), else the current
+/// `tracing` span's.
 pub fn current_context() -> opentelemetry::Context {
+    let cx = opentelemetry::Context::current();
+    if cx.span().span_context().is_valid() {
+        return cx;
+    }
     tracing::Span::current().context()
 }
 
@@ -18,9 +26,9 @@ pub fn current_context() -> opentelemetry::Context {
 pub fn in_current_context<F: Future>(
     future: F,
 ) -> tracing::instrument::Instrumented<opentelemetry::context::WithContext<F>> {
-    let span = tracing::Span::current();
-    let cx = span.context();
-    future.with_context(cx).instrument(span)
+    future
+        .with_context(current_context())
+        .instrument(tracing::Span::current())
 }
 
 /// The `tracing-opentelemetry` layer as Palisade's [`telemetry`](crate::telemetry) sets it

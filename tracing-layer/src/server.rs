@@ -25,27 +25,36 @@ use crate::propagation;
 pub const DEFAULT_EXCLUDED: [&str; 2] = ["/health/*", "/metrics"];
 
 /// What the server layers may assume about the installed OpenTelemetry sampler, so that
-/// they build a span's attributes only when the span can be recorded.
+/// they build a span, and its attributes, only when it can be recorded.
 ///
 /// tracing-opentelemetry builds every span with its attributes before the sampler runs.
-/// When the layer may decide otherwise, it starts a lean span instead: still parented by
-/// the remote context (handler logs carry the trace id, outgoing calls propagate it),
-/// without attributes, name formatting or their allocations, and adds the name and the
-/// attributes only if the sampler records the span.
+/// When the layer knows a request will not be recorded (a parent-based sampler and a
+/// remote parent that is not sampled, or a sampler that records nothing), it makes no span
+/// at all: the handler runs in the request's OpenTelemetry context (the parent's trace,
+/// a new span id, not sampled), so its logs carry the trace id, its own spans and outgoing
+/// calls continue the trace, and nothing is built. When only the sampler can tell (a root
+/// request under a ratio sampler), it starts a lean span and adds the name and the
+/// attributes only if the sampler records it.
+///
+/// Without a span for unsampled requests, read the context with
+/// [`current_context`](crate::current_context) (it falls back to the attached context),
+/// not `tracing::Span::current().context()`.
 ///
 /// [`Telemetry::init`](crate::Telemetry::init) sets it from the sampler it installs
-/// ([`SamplingHint::TraceIdOnly`] for every sampler it can install but `always_off`); set
-/// it with [`set_sampling_hint`] when you build the tracer provider yourself. The default,
-/// [`SamplingHint::Unknown`], assumes nothing.
+/// ([`SamplingHint::ParentBasedTraceIdOnly`] for `parentbased_*`, the default,
+/// [`SamplingHint::TraceIdOnly`] for `always_on` and `traceidratio`,
+/// [`SamplingHint::AlwaysOff`] for `always_off`); set it with [`set_sampling_hint`] when
+/// you build the tracer provider yourself. The default, [`SamplingHint::Unknown`],
+/// assumes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SamplingHint {
     /// Nothing is assumed: every span is built with its attributes.
     Unknown,
     /// The sampler is parent-based (`ParentBased(..)`, OpenTelemetry's default): a request
-    /// whose trusted remote parent is not sampled is not sampled.
+    /// whose trusted remote parent is not sampled is not sampled, and gets no span.
     ParentBased,
-    /// The sampler records nothing (`AlwaysOff`).
+    /// The sampler records nothing (`AlwaysOff`): no request gets a span.
     AlwaysOff,
     /// The sampler decides from the parent context and the trace id only, never from the
     /// span's name, kind or attributes: true of every sampler the OpenTelemetry SDK ships
@@ -55,6 +64,11 @@ pub enum SamplingHint {
     /// a ratio sampler that is not sampled costs what an unsampled parent costs. Do not
     /// set it for a sampler that reads attributes: it would see none.
     TraceIdOnly,
+    /// Both [`ParentBased`](Self::ParentBased) and [`TraceIdOnly`](Self::TraceIdOnly):
+    /// `ParentBased(..)` of the SDK's samplers, OpenTelemetry's default. A request whose
+    /// trusted parent is not sampled gets no span, only its context; the others start
+    /// lean and get their name and attributes if recorded.
+    ParentBasedTraceIdOnly,
 }
 
 static SAMPLING_HINT: AtomicU8 = AtomicU8::new(0);
@@ -66,6 +80,7 @@ pub fn set_sampling_hint(hint: SamplingHint) {
         SamplingHint::ParentBased => 1,
         SamplingHint::AlwaysOff => 2,
         SamplingHint::TraceIdOnly => 3,
+        SamplingHint::ParentBasedTraceIdOnly => 4,
     };
     SAMPLING_HINT.store(v, Ordering::Relaxed);
 }
@@ -76,6 +91,7 @@ pub fn sampling_hint() -> SamplingHint {
         1 => SamplingHint::ParentBased,
         2 => SamplingHint::AlwaysOff,
         3 => SamplingHint::TraceIdOnly,
+        4 => SamplingHint::ParentBasedTraceIdOnly,
         _ => SamplingHint::Unknown,
     }
 }
@@ -293,7 +309,7 @@ where
         let headers =
             (config.response_header.is_some() || config.server_timing).then(|| self.config.clone());
         let inner = {
-            let _enter = finish.span.enter();
+            let _enter = finish.enter();
             self.inner.call(req)
         };
         ServerFuture {
@@ -313,41 +329,47 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
     let path = req.uri().path();
     let is_http = config.protocol == Protocol::Http;
     let metrics = config.metrics && cfg!(feature = "metrics");
-    // The remote context, read before the span when the hint may make the span lean.
+    // The remote context, read first when the hint may settle the sampling without a span.
     let hint = sampling_hint();
-    let early = (hint == SamplingHint::ParentBased && config.trust_remote)
+    let parent_based = matches!(
+        hint,
+        SamplingHint::ParentBased | SamplingHint::ParentBasedTraceIdOnly
+    );
+    let early = (config.trust_remote && (parent_based || hint == SamplingHint::AlwaysOff))
         .then(|| propagation::extract_request(req.headers()));
-    let lean = match hint {
-        SamplingHint::AlwaysOff => true,
-        SamplingHint::ParentBased => early.as_ref().is_some_and(|cx| {
-            let remote = cx.span();
-            let sc = remote.span_context();
-            sc.is_valid() && !sc.is_sampled()
-        }),
-        SamplingHint::Unknown | SamplingHint::TraceIdOnly => false,
-    };
+    let unsampled = hint == SamplingHint::AlwaysOff
+        || parent_based
+            && early.as_ref().is_some_and(|cx| {
+                let remote = cx.span();
+                let sc = remote.span_context();
+                sc.is_valid() && !sc.is_sampled()
+            });
+    if unsampled {
+        // Never recorded: no span at all, only the context the handler runs in (its logs
+        // keep the trace id, its own spans and outgoing calls continue the trace).
+        return finish(
+            config,
+            method,
+            scheme,
+            metrics.then(|| names(config.protocol, req, path)),
+            tracing::Span::none(),
+            Some(unsampled_context(early.as_ref())),
+            false,
+        );
+    }
     // Lean now, named and attributed once the sampler has recorded it.
-    let deferred = hint == SamplingHint::TraceIdOnly && !lean;
+    let deferred = matches!(
+        hint,
+        SamplingHint::TraceIdOnly | SamplingHint::ParentBasedTraceIdOnly
+    );
     // The route and RPC method name the span and label the metrics: not needed otherwise
     // (a deferred span gets them once it is known to record).
-    let names = || match config.protocol {
-        Protocol::Http => (route_of(req), None),
-        Protocol::Grpc => (None, Some(path.trim_start_matches('/').to_owned())),
-    };
-    let (mut route, mut rpc_method) = if metrics || !(lean || deferred) {
-        names()
+    let (mut route, mut rpc_method) = if metrics || !deferred {
+        names(config.protocol, req, path)
     } else {
         (None, None)
     };
-    let span = if lean {
-        // Never recorded: no attributes, no name; the parent still carries the trace.
-        tracing::info_span!(
-            target: "palisade_tracing_layer::server",
-            parent: None,
-            "request",
-            otel.kind = "server",
-        )
-    } else if deferred {
+    let span = if deferred {
         tracing::info_span!(
             target: "palisade_tracing_layer::server",
             parent: None,
@@ -383,16 +405,15 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
             let _ = span.set_parent(opentelemetry::Context::new());
         }
     }
-    // Whether the span's attributes are worth recording: not for a span known unsampled.
-    let mut record = !lean;
+    // A deferred span starts here: the sampler decides on the parent and the trace id.
+    let mut record = true;
     if deferred && !span.is_disabled() {
-        // Starts the span: the sampler decides here, on the parent and the trace id.
         let cx = span.context();
         let otel = cx.span();
         record = otel.is_recording();
         if record {
             if !metrics {
-                (route, rpc_method) = names();
+                (route, rpc_method) = names(config.protocol, req, path);
             }
             otel.update_name(
                 SpanName {
@@ -413,6 +434,38 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
             ));
         }
     }
+    finish(
+        config,
+        method,
+        scheme,
+        Some((route, rpc_method)),
+        span,
+        None,
+        record,
+    )
+}
+
+/// The route and the RPC method: they name the span and label the metrics.
+fn names<B>(protocol: Protocol, req: &Request<B>, path: &str) -> (Option<String>, Option<String>) {
+    match protocol {
+        Protocol::Http => (route_of(req), None),
+        Protocol::Grpc => (None, Some(path.trim_start_matches('/').to_owned())),
+    }
+}
+
+/// What ends the call: the span (or, unsampled, only its context), the clock, the metrics.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    config: &Config,
+    method: Option<&'static str>,
+    scheme: &'static str,
+    names: Option<(Option<String>, Option<String>)>,
+    span: tracing::Span,
+    cx: Option<opentelemetry::Context>,
+    record: bool,
+) -> Finish {
+    let (route, rpc_method) = names.unwrap_or((None, None));
+    let metrics = config.metrics && cfg!(feature = "metrics");
     let instruments = metrics.then(|| config.instruments.clone());
     let method = method.unwrap_or("_OTHER");
     if let Some(i) = &instruments
@@ -422,6 +475,7 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
     }
     Finish {
         span,
+        cx,
         side: Side::Server,
         protocol: config.protocol,
         start: Instant::now(),
@@ -435,6 +489,73 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
         instruments,
         completed: false,
         record,
+    }
+}
+
+/// The context of a request no span records: the remote parent's trace (its trace id,
+/// flags, `tracestate` and baggage) with a new span id, or a new trace; as the SDK gives
+/// a span its sampler drops, without building one.
+fn unsampled_context(remote: Option<&opentelemetry::Context>) -> opentelemetry::Context {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    let span_id = SpanId::from(ids::nonzero_u64());
+    match remote {
+        Some(cx) if cx.span().span_context().is_valid() => {
+            let parent = cx.span().span_context().clone();
+            cx.with_remote_span_context(SpanContext::new(
+                parent.trace_id(),
+                span_id,
+                parent.trace_flags().with_sampled(false),
+                false,
+                parent.trace_state().clone(),
+            ))
+        }
+        remote => {
+            let trace_id = TraceId::from(
+                u128::from(ids::nonzero_u64()) << 64 | u128::from(ids::nonzero_u64()),
+            );
+            remote
+                .cloned()
+                .unwrap_or_default()
+                .with_remote_span_context(SpanContext::new(
+                    trace_id,
+                    span_id,
+                    TraceFlags::default(),
+                    false,
+                    TraceState::NONE,
+                ))
+        }
+    }
+}
+
+/// Random ids for contexts made without the SDK: a per-thread SplitMix64 stream seeded
+/// from the OS (through `RandomState`), as unpredictable as the SDK's default generator
+/// needs to be for ids (not for secrets).
+mod ids {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher as _, Hasher as _};
+
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(0x5EED);
+            h.finish()
+        });
+    }
+
+    /// The next non-zero value of this thread's stream.
+    pub(super) fn nonzero_u64() -> u64 {
+        STATE.with(|s| {
+            loop {
+                let mut z = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+                s.set(z);
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^= z >> 31;
+                if z != 0 {
+                    return z;
+                }
+            }
+        })
     }
 }
 
@@ -582,7 +703,7 @@ where
         let this = self.project();
         let result = match this.finish.as_ref() {
             Some(f) => {
-                let _enter = f.span.enter();
+                let _enter = f.enter();
                 std::task::ready!(this.inner.poll(cx))
             }
             None => std::task::ready!(this.inner.poll(cx)),
@@ -593,7 +714,7 @@ where
                 if let Some(f) = finish.as_mut() {
                     f.response(&res);
                     if let Some(config) = this.headers.as_ref() {
-                        add_trace_headers(config, &f.span, res.headers_mut());
+                        add_trace_headers(config, &f.context(), res.headers_mut());
                     }
                 }
                 Ok(res.map(|b| TracedBody::new(b, finish)))
@@ -609,8 +730,7 @@ where
     }
 }
 
-fn add_trace_headers(config: &Config, span: &tracing::Span, headers: &mut http::HeaderMap) {
-    let cx = span.context();
+fn add_trace_headers(config: &Config, cx: &opentelemetry::Context, headers: &mut http::HeaderMap) {
     let sc = cx.span().span_context().clone();
     if !sc.is_valid() {
         return;

@@ -25,7 +25,6 @@ use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanExporter};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
@@ -132,9 +131,8 @@ impl SamplerConfig {
         match self {
             Self::AlwaysOff => crate::SamplingHint::AlwaysOff,
             // None of these reads a span's name or attributes.
-            Self::AlwaysOn | Self::Ratio(_) | Self::ParentBased(_) => {
-                crate::SamplingHint::TraceIdOnly
-            }
+            Self::AlwaysOn | Self::Ratio(_) => crate::SamplingHint::TraceIdOnly,
+            Self::ParentBased(_) => crate::SamplingHint::ParentBasedTraceIdOnly,
         }
     }
 
@@ -721,10 +719,7 @@ where
         map.insert("level".to_owned(), event.metadata().level().as_str().into());
         map.insert("target".to_owned(), event.metadata().target().into());
         event.record(&mut JsonVisitor(&mut map));
-        let mut cx = tracing::Span::current().context();
-        if !cx.span().span_context().is_valid() {
-            cx = opentelemetry::Context::current();
-        }
+        let cx = crate::current_context();
         let span = cx.span();
         let sc = span.span_context();
         if sc.is_valid() {

@@ -68,7 +68,9 @@ fn telemetry() -> (SdkTracerProvider, Router) {
         .with(palisade_tracing_layer::otel_layer(provider.tracer("load")));
     tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
     // What the telemetry init tells the layers about its samplers.
-    palisade_tracing_layer::set_sampling_hint(palisade_tracing_layer::SamplingHint::TraceIdOnly);
+    palisade_tracing_layer::set_sampling_hint(
+        palisade_tracing_layer::SamplingHint::ParentBasedTraceIdOnly,
+    );
     let handle = palisade_tracing_layer::metrics::install_prometheus().expect("one recorder");
     (
         provider,
