@@ -12,6 +12,7 @@ use http_body_util::{BodyExt as _, Full};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use palisade_benches::{allocation_counter, drive};
+use palisade_tracing_layer::telemetry::RootIdGenerator;
 use palisade_tracing_layer::{SamplingHint, ServerTraceLayer, set_sampling_hint};
 use tower::{Layer, Service, ServiceExt as _, service_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -91,15 +92,17 @@ fn an_unsampled_parent_with_a_parent_based_hint_builds_no_span() {
 #[test]
 fn an_unsampled_root_with_the_trace_id_only_hint_builds_no_attributes() {
     // A ratio sampler that keeps no root, as a 1 % sampler drops 99 of 100.
+    // The provider takes root trace ids from the layer, as `Telemetry::init` builds it.
     let provider = SdkTracerProvider::builder()
         .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
             0.0,
         ))))
+        .with_id_generator(RootIdGenerator::default())
         .with_simple_exporter(palisade_benches::DropExporter)
         .build();
     let subscriber = tracing_subscriber::registry()
         .with(palisade_tracing_layer::otel_layer(provider.tracer("alloc")));
-    let (full, lean, parent) = tracing::subscriber::with_default(subscriber, || {
+    let (full, lean, parent, decided) = tracing::subscriber::with_default(subscriber, || {
         set_sampling_hint(SamplingHint::Unknown);
         let full = per_call("tracing_layer, unsampled root, no hint", None);
         set_sampling_hint(SamplingHint::TraceIdOnly);
@@ -108,8 +111,17 @@ fn an_unsampled_root_with_the_trace_id_only_hint_builds_no_attributes() {
             "tracing_layer, unsampled parent, trace-id-only hint",
             Some(UNSAMPLED),
         );
-        (full, lean, parent)
+        // The root ratio announced: the layer decides the root itself, no span at all.
+        set_sampling_hint(SamplingHint::ParentBasedTraceIdOnly);
+        RootIdGenerator::set_root_ratio(Some(0.0));
+        let decided = per_call(
+            "tracing_layer, unsampled root, Telemetry::init's hint and root ratio",
+            None,
+        );
+        RootIdGenerator::set_root_ratio(None);
+        (full, lean, parent, decided)
     });
     assert!(lean + 5.0 <= full, "lean {lean}, full {full}");
     assert!(parent + 5.0 <= full, "lean {parent}, full {full}");
+    assert!(decided + 3.0 <= lean, "no span {decided}, lean {lean}");
 }

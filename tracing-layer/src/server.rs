@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -72,6 +72,48 @@ pub enum SamplingHint {
 }
 
 static SAMPLING_HINT: AtomicU8 = AtomicU8::new(0);
+
+/// The ratio of root requests the sampler keeps, as `f64` bits, when the tracer provider
+/// takes its root trace ids from the layer (`telemetry::RootIdGenerator`); NaN: unknown.
+static ROOT_RATIO: AtomicU64 = AtomicU64::new(0x7FF8_0000_0000_0000);
+
+/// Sets [`ROOT_RATIO`] (`telemetry::RootIdGenerator::set_root_ratio`): only with a
+/// provider whose id generator reads [`take_root_trace_id`].
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+pub(crate) fn set_root_ratio(ratio: Option<f64>) {
+    let bits = ratio.filter(|r| !r.is_nan()).unwrap_or(f64::NAN).to_bits();
+    ROOT_RATIO.store(bits, Ordering::Relaxed);
+}
+
+fn root_ratio() -> Option<f64> {
+    let r = f64::from_bits(ROOT_RATIO.load(Ordering::Relaxed));
+    (!r.is_nan()).then_some(r)
+}
+
+thread_local! {
+    /// The trace id the layer chose for the root span it is about to start.
+    static ROOT_TRACE_ID: std::cell::Cell<Option<opentelemetry::trace::TraceId>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// The trace id the server layer chose for the root span being started on this thread, if
+/// any (taken: the next root gets a random one).
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+pub(crate) fn take_root_trace_id() -> Option<opentelemetry::trace::TraceId> {
+    ROOT_TRACE_ID.with(std::cell::Cell::take)
+}
+
+/// The OpenTelemetry SDK's `TraceIdRatioBased` decision (opentelemetry_sdk 0.33): the
+/// low 63 bits of the trace id's lower half against `ratio × 2^63`.
+fn ratio_keeps(ratio: f64, trace_id: opentelemetry::trace::TraceId) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    let bound = (ratio.max(0.0) * (1u64 << 63) as f64) as u64;
+    let b = trace_id.to_bytes();
+    let low = u64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
+    (low >> 1) < bound
+}
 
 /// Sets the process-wide [`SamplingHint`] for every server layer.
 pub fn set_sampling_hint(hint: SamplingHint) {
@@ -335,15 +377,35 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
         hint,
         SamplingHint::ParentBased | SamplingHint::ParentBasedTraceIdOnly
     );
-    let early = (config.trust_remote && (parent_based || hint == SamplingHint::AlwaysOff))
-        .then(|| propagation::extract_request(req.headers()));
-    let unsampled = hint == SamplingHint::AlwaysOff
+    let root_ratio = root_ratio();
+    let early = (config.trust_remote
+        && (parent_based || hint == SamplingHint::AlwaysOff || root_ratio.is_some()))
+    .then(|| propagation::extract_request(req.headers()));
+    let has_parent = early
+        .as_ref()
+        .is_some_and(|cx| cx.span().span_context().is_valid());
+    let mut unsampled = hint == SamplingHint::AlwaysOff
         || parent_based
             && early.as_ref().is_some_and(|cx| {
                 let remote = cx.span();
                 let sc = remote.span_context();
                 sc.is_valid() && !sc.is_sampled()
             });
+    // A root under a ratio sampler whose provider takes the layer's trace ids: the layer
+    // draws the trace id and makes the sampler's decision on it first.
+    let mut root_trace = None;
+    if !unsampled
+        && !has_parent
+        && matches!(
+            hint,
+            SamplingHint::TraceIdOnly | SamplingHint::ParentBasedTraceIdOnly
+        )
+        && let Some(ratio) = root_ratio
+    {
+        let trace_id = ids::trace_id();
+        unsampled = !ratio_keeps(ratio, trace_id);
+        root_trace = Some(trace_id);
+    }
     if unsampled {
         // Never recorded: no span at all, only the context the handler runs in (its logs
         // keep the trace id, its own spans and outgoing calls continue the trace).
@@ -353,7 +415,7 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
             scheme,
             metrics.then(|| names(config.protocol, req, path)),
             tracing::Span::none(),
-            Some(unsampled_context(early.as_ref())),
+            Some(unsampled_context(early.as_ref(), root_trace)),
             false,
         );
     }
@@ -408,7 +470,10 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
     // A deferred span starts here: the sampler decides on the parent and the trace id.
     let mut record = true;
     if deferred && !span.is_disabled() {
+        // Starting the span: a root takes the trace id drawn above.
+        ROOT_TRACE_ID.with(|t| t.set(root_trace));
         let cx = span.context();
+        ROOT_TRACE_ID.with(|t| t.set(None));
         let otel = cx.span();
         record = otel.is_recording();
         if record {
@@ -495,8 +560,11 @@ fn finish(
 /// The context of a request no span records: the remote parent's trace (its trace id,
 /// flags, `tracestate` and baggage) with a new span id, or a new trace; as the SDK gives
 /// a span its sampler drops, without building one.
-fn unsampled_context(remote: Option<&opentelemetry::Context>) -> opentelemetry::Context {
-    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+fn unsampled_context(
+    remote: Option<&opentelemetry::Context>,
+    root_trace: Option<opentelemetry::trace::TraceId>,
+) -> opentelemetry::Context {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceState};
     let span_id = SpanId::from(ids::nonzero_u64());
     match remote {
         Some(cx) if cx.span().span_context().is_valid() => {
@@ -510,9 +578,7 @@ fn unsampled_context(remote: Option<&opentelemetry::Context>) -> opentelemetry::
             ))
         }
         remote => {
-            let trace_id = TraceId::from(
-                u128::from(ids::nonzero_u64()) << 64 | u128::from(ids::nonzero_u64()),
-            );
+            let trace_id = root_trace.unwrap_or_else(ids::trace_id);
             remote
                 .cloned()
                 .unwrap_or_default()
@@ -540,6 +606,13 @@ mod ids {
             h.write_u64(0x5EED);
             h.finish()
         });
+    }
+
+    /// A random, valid (non-zero) trace id.
+    pub(super) fn trace_id() -> opentelemetry::trace::TraceId {
+        opentelemetry::trace::TraceId::from(
+            u128::from(nonzero_u64()) << 64 | u128::from(nonzero_u64()),
+        )
     }
 
     /// The next non-zero value of this thread's stream.

@@ -101,6 +101,57 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
 }
 
+/// The tracer provider's id generator [`Telemetry::init`] installs, for a provider built
+/// by hand too: random ids (the SDK's `RandomIdGenerator`), except that a root span the
+/// server layer starts gets the trace id the layer drew for it.
+///
+/// With it, and the root sampler's ratio announced with
+/// [`RootIdGenerator::set_root_ratio`], the server layer decides each root request the way
+/// the SDK's `TraceIdRatioBased` sampler would, before building anything: a dropped root
+/// gets no span (only its context: handler logs keep its trace id), a kept one is started
+/// with the drawn trace id, so the sampler, deciding again on that id, keeps it too.
+///
+/// ```
+/// use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+/// use palisade_tracing_layer::telemetry::RootIdGenerator;
+/// use palisade_tracing_layer::{SamplingHint, set_sampling_hint};
+///
+/// let provider = SdkTracerProvider::builder()
+///     .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.01))))
+///     .with_id_generator(RootIdGenerator::default())
+///     .build();
+/// set_sampling_hint(SamplingHint::ParentBasedTraceIdOnly);
+/// RootIdGenerator::set_root_ratio(Some(0.01));
+/// # drop(provider);
+/// ```
+#[derive(Debug, Default)]
+pub struct RootIdGenerator(opentelemetry_sdk::trace::RandomIdGenerator);
+
+impl RootIdGenerator {
+    /// Tells the server layers the ratio of root traces the provider's sampler keeps
+    /// (`TraceIdRatioBased(ratio)`, alone or as `ParentBased`'s root; `0.0` for
+    /// `ParentBased(AlwaysOff)`), or `None` to stop. It takes effect only with the hint
+    /// [`SamplingHint::TraceIdOnly`](crate::SamplingHint::TraceIdOnly) or
+    /// [`SamplingHint::ParentBasedTraceIdOnly`](crate::SamplingHint::ParentBasedTraceIdOnly).
+    ///
+    /// Only for a provider built with a `RootIdGenerator`: with another generator the SDK
+    /// would draw its own trace id for a root the layer kept and decide again, keeping
+    /// `ratio²` of the roots instead of `ratio`.
+    pub fn set_root_ratio(ratio: Option<f64>) {
+        crate::server::set_root_ratio(ratio);
+    }
+}
+
+impl opentelemetry_sdk::trace::IdGenerator for RootIdGenerator {
+    fn new_trace_id(&self) -> opentelemetry::trace::TraceId {
+        crate::server::take_root_trace_id().unwrap_or_else(|| self.0.new_trace_id())
+    }
+
+    fn new_span_id(&self) -> opentelemetry::trace::SpanId {
+        self.0.new_span_id()
+    }
+}
+
 /// A sampler from `OTEL_TRACES_SAMPLER`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SamplerConfig {
@@ -133,6 +184,15 @@ impl SamplerConfig {
             // None of these reads a span's name or attributes.
             Self::AlwaysOn | Self::Ratio(_) => crate::SamplingHint::TraceIdOnly,
             Self::ParentBased(_) => crate::SamplingHint::ParentBasedTraceIdOnly,
+        }
+    }
+
+    /// The ratio of root traces kept, when the root sampler is a ratio (or keeps none).
+    fn root_ratio(self) -> Option<f64> {
+        match self {
+            Self::Ratio(r) | Self::ParentBased(ParentRoot::Ratio(r)) => Some(r),
+            Self::ParentBased(ParentRoot::AlwaysOff) => Some(0.0),
+            Self::AlwaysOn | Self::AlwaysOff | Self::ParentBased(ParentRoot::AlwaysOn) => None,
         }
     }
 
@@ -414,7 +474,9 @@ impl TelemetryBuilder {
         if config.disabled {
             return Ok(None);
         }
-        let mut b = SdkTracerProvider::builder().with_sampler(config.sampler.build());
+        let mut b = SdkTracerProvider::builder()
+            .with_sampler(config.sampler.build())
+            .with_id_generator(RootIdGenerator::default());
         match std::mem::replace(&mut self.export, Export::Otlp) {
             Export::Batch(e) => b = e.install_batch(b),
             Export::Simple(e) => b = e.install_simple(b),
@@ -487,6 +549,11 @@ impl TelemetryBuilder {
         } else {
             crate::SamplingHint::Unknown
         });
+        // The provider takes root trace ids from the layer (`RootIdGenerator`), so the
+        // layer may decide a ratio sampler's roots before building their span.
+        RootIdGenerator::set_root_ratio(
+            provider.as_ref().and_then(|_| config.sampler.root_ratio()),
+        );
         let filter =
             EnvFilter::try_new(&config.filter).map_err(|e| err("RUST_LOG", e.to_string()))?;
         let format = self.log_format.unwrap_or(config.log_format);

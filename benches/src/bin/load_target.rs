@@ -50,16 +50,17 @@ const USAGE: &str =
 
 /// Installs what a service with the full stack runs with; returns the provider to keep.
 fn telemetry() -> (SdkTracerProvider, Router) {
-    let root = match std::env::var("LOAD_SAMPLE_RATIO") {
-        Ok(r) => Sampler::TraceIdRatioBased(
-            r.parse::<f64>()
-                .ok()
-                .filter(|r| (0.0..=1.0).contains(r))
-                .expect("LOAD_SAMPLE_RATIO is a number from 0 to 1"),
-        ),
-        Err(_) => Sampler::AlwaysOn,
-    };
+    let ratio = std::env::var("LOAD_SAMPLE_RATIO").ok().map(|r| {
+        r.parse::<f64>()
+            .ok()
+            .filter(|r| (0.0..=1.0).contains(r))
+            .expect("LOAD_SAMPLE_RATIO is a number from 0 to 1")
+    });
+    let root = ratio.map_or(Sampler::AlwaysOn, Sampler::TraceIdRatioBased);
+    // As `Telemetry::init` builds it: the layer decides ratio-sampled roots first.
+    palisade_tracing_layer::telemetry::RootIdGenerator::set_root_ratio(ratio);
     let provider = SdkTracerProvider::builder()
+        .with_id_generator(palisade_tracing_layer::telemetry::RootIdGenerator::default())
         .with_sampler(Sampler::ParentBased(Box::new(root)))
         .with_batch_exporter(palisade_benches::DropExporter)
         .build();
