@@ -57,7 +57,13 @@ fn per_call(case: &str, traceparent: Option<&str>) -> f64 {
     n
 }
 
+/// One test: the hint and the root ratio are process-wide, so the cases run in turn.
 #[test]
+fn unsampled_requests_build_no_span_or_no_attributes() {
+    an_unsampled_parent_with_a_parent_based_hint_builds_no_span();
+    an_unsampled_root_with_the_trace_id_only_hint_builds_no_attributes();
+}
+
 fn an_unsampled_parent_with_a_parent_based_hint_builds_no_span() {
     let provider = SdkTracerProvider::builder()
         .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
@@ -89,7 +95,6 @@ fn an_unsampled_parent_with_a_parent_based_hint_builds_no_span() {
     );
 }
 
-#[test]
 fn an_unsampled_root_with_the_trace_id_only_hint_builds_no_attributes() {
     // A ratio sampler that keeps no root, as a 1 % sampler drops 99 of 100.
     // The provider takes root trace ids from the layer, as `Telemetry::init` builds it.

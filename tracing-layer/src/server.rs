@@ -391,20 +391,36 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
                 let sc = remote.span_context();
                 sc.is_valid() && !sc.is_sampled()
             });
-    // A root under a ratio sampler whose provider takes the layer's trace ids: the layer
-    // draws the trace id and makes the sampler's decision on it first.
+    let trace_id_only = matches!(
+        hint,
+        SamplingHint::TraceIdOnly | SamplingHint::ParentBasedTraceIdOnly
+    );
+    // With the sampler's ratio known (its provider takes the layer's root trace ids), the
+    // layer makes the sampler's decision first: on a root's trace id, drawn here, or, for a
+    // sampler that is not parent-based, on the parent's. A request it keeps is recorded.
     let mut root_trace = None;
+    let mut recorded = false;
     if !unsampled
-        && !has_parent
-        && matches!(
-            hint,
-            SamplingHint::TraceIdOnly | SamplingHint::ParentBasedTraceIdOnly
-        )
+        && trace_id_only
         && let Some(ratio) = root_ratio
     {
-        let trace_id = ids::trace_id();
-        unsampled = !ratio_keeps(ratio, trace_id);
-        root_trace = Some(trace_id);
+        let parent_trace = early
+            .as_ref()
+            .map(|cx| cx.span().span_context().trace_id())
+            .filter(|_| has_parent);
+        recorded = match parent_trace {
+            // A sampled parent (an unsampled one is settled above).
+            Some(_) if parent_based => true,
+            Some(trace_id) => ratio_keeps(ratio, trace_id),
+            // Every root kept: the SDK's own trace id will do.
+            None if ratio >= 1.0 => true,
+            None => {
+                let trace_id = ids::trace_id();
+                root_trace = Some(trace_id);
+                ratio_keeps(ratio, trace_id)
+            }
+        };
+        unsampled = !recorded;
     }
     if unsampled {
         // Never recorded: no span at all, only the context the handler runs in (its logs
@@ -420,10 +436,8 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
         );
     }
     // Lean now, named and attributed once the sampler has recorded it.
-    let deferred = matches!(
-        hint,
-        SamplingHint::TraceIdOnly | SamplingHint::ParentBasedTraceIdOnly
-    );
+    // Only the sampler can tell (its ratio is not known): the span starts lean.
+    let deferred = trace_id_only && !recorded;
     // The route and RPC method name the span and label the metrics: not needed otherwise
     // (a deferred span gets them once it is known to record).
     let (mut route, mut rpc_method) = if metrics || !deferred {
@@ -466,14 +480,17 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
             }
             let _ = span.set_parent(opentelemetry::Context::new());
         }
+        if root_trace.is_some() && !deferred {
+            // A root kept above starts now, with the trace id its decision was made on.
+            ROOT_TRACE_ID.with(|t| t.set(root_trace));
+            let _ = span.context();
+            ROOT_TRACE_ID.with(|t| t.set(None));
+        }
     }
     // A deferred span starts here: the sampler decides on the parent and the trace id.
     let mut record = true;
     if deferred && !span.is_disabled() {
-        // Starting the span: a root takes the trace id drawn above.
-        ROOT_TRACE_ID.with(|t| t.set(root_trace));
         let cx = span.context();
-        ROOT_TRACE_ID.with(|t| t.set(None));
         let otel = cx.span();
         record = otel.is_recording();
         if record {

@@ -128,9 +128,11 @@ pub struct TelemetryConfig {
 pub struct RootIdGenerator(opentelemetry_sdk::trace::RandomIdGenerator);
 
 impl RootIdGenerator {
-    /// Tells the server layers the ratio of root traces the provider's sampler keeps
-    /// (`TraceIdRatioBased(ratio)`, alone or as `ParentBased`'s root; `0.0` for
-    /// `ParentBased(AlwaysOff)`), or `None` to stop. It takes effect only with the hint
+    /// Tells the server layers the ratio of the provider's sampler (`TraceIdRatioBased(ratio)`
+    /// alone, applied to every trace, or as `ParentBased`'s root sampler, applied to roots;
+    /// `1.0` for `AlwaysOn`, `0.0` for `ParentBased(AlwaysOff)`), or `None` to stop. The
+    /// layers then decide every request before building anything: one the sampler drops
+    /// gets no span, one it keeps gets its full span at once. It takes effect only with the hint
     /// [`SamplingHint::TraceIdOnly`](crate::SamplingHint::TraceIdOnly) or
     /// [`SamplingHint::ParentBasedTraceIdOnly`](crate::SamplingHint::ParentBasedTraceIdOnly).
     ///
@@ -187,12 +189,14 @@ impl SamplerConfig {
         }
     }
 
-    /// The ratio of root traces kept, when the root sampler is a ratio (or keeps none).
+    /// The ratio of the sampler's trace-id rule (its root sampler's, if parent-based):
+    /// what lets the server layer decide each request before building its span.
     fn root_ratio(self) -> Option<f64> {
         match self {
             Self::Ratio(r) | Self::ParentBased(ParentRoot::Ratio(r)) => Some(r),
+            Self::AlwaysOn | Self::ParentBased(ParentRoot::AlwaysOn) => Some(1.0),
             Self::ParentBased(ParentRoot::AlwaysOff) => Some(0.0),
-            Self::AlwaysOn | Self::AlwaysOff | Self::ParentBased(ParentRoot::AlwaysOn) => None,
+            Self::AlwaysOff => None,
         }
     }
 
