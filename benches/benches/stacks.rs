@@ -149,6 +149,8 @@ fn bench(c: &mut Criterion) {
     palisade_tracing_layer::set_sampling_hint(
         palisade_tracing_layer::SamplingHint::ParentBasedTraceIdOnly,
     );
+    // ... and the ratio of its root sampler (`AlwaysOn`): every request decided first.
+    palisade_tracing_layer::telemetry::RootIdGenerator::set_root_ratio(Some(1.0));
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );

@@ -5,15 +5,18 @@
 //!
 //! - `tracing_layer/unsampled/*`: every request carries a `traceparent` whose sampled flag
 //!   is off (the caller decided not to sample) and the provider's sampler drops every
-//!   trace. `palisade` has the sampling hint `Telemetry::init` sets for its default
-//!   sampler (`ParentBasedTraceIdOnly`: no span at all, only the request's context),
+//!   trace. `palisade` has what `Telemetry::init` sets for its default sampler (the hint
+//!   `ParentBasedTraceIdOnly` and the root ratio: no span at all, only the request's
+//!   context),
 //!   `palisade_always_off` the one for `always_off`, `palisade_trace_id_only` the one for
 //!   `traceidratio` (a lean span, attributes added only if the sampler records it: what a
 //!   root request a ratio sampler drops costs), `palisade_no_hint` none;
 //! - `tracing_layer/sampled/*`: root requests, every trace sampled, spans exported to a
 //!   no-op sink by the simple processor (each span's whole cost on the measured thread; a
 //!   batch processor's worker would share the cores and drop spans once its queue is
-//!   full); `palisade` with `ParentBasedTraceIdOnly`, `palisade_no_hint` with none.
+//!   full); `palisade` with `ParentBasedTraceIdOnly` and the root ratio (each request
+//!   decided, and kept, before its span is built: the full span at once),
+//!   `palisade_no_hint` with none.
 //!
 //! Each iteration sends `GET /orders/42` and reads the response body to its end (the
 //! palisade span ends there). A `TRACE` level filter, so tower-http's DEBUG spans exist.
@@ -36,6 +39,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use palisade_tracing_layer::telemetry::RootIdGenerator;
 use palisade_tracing_layer::{SamplingHint, ServerTraceLayer, set_sampling_hint};
 use tower::ServiceExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -143,9 +147,17 @@ fn bench(c: &mut Criterion) {
                 "palisade_trace_id_only" => SamplingHint::TraceIdOnly,
                 _ => SamplingHint::ParentBasedTraceIdOnly,
             });
+            // `Telemetry::init` also announces its sampler's ratio: 1 in the sampled group
+            // (every request decided, and kept, before its span), 0 in the unsampled one.
+            RootIdGenerator::set_root_ratio((name == "palisade").then_some(if sampled {
+                1.0
+            } else {
+                0.0
+            }));
             g.bench_function(name, |b| b.to_async(&rt).iter(|| one(&app, sampled)));
         }
         set_sampling_hint(SamplingHint::Unknown);
+        RootIdGenerator::set_root_ratio(None);
         g.finish();
         let _ = provider.shutdown_with_timeout(Duration::from_secs(5));
     }

@@ -32,9 +32,12 @@ pub const DEFAULT_EXCLUDED: [&str; 2] = ["/health/*", "/metrics"];
 /// remote parent that is not sampled, or a sampler that records nothing), it makes no span
 /// at all: the handler runs in the request's OpenTelemetry context (the parent's trace,
 /// a new span id, not sampled), so its logs carry the trace id, its own spans and outgoing
-/// calls continue the trace, and nothing is built. When only the sampler can tell (a root
-/// request under a ratio sampler), it starts a lean span and adds the name and the
-/// attributes only if the sampler records it.
+/// calls continue the trace, and nothing is built. With the sampler's ratio known too
+/// (`telemetry::RootIdGenerator`, which `Telemetry::init` installs), the layer makes the
+/// sampler's decision itself on every request, roots included: a request the sampler
+/// would drop gets no span, one it keeps gets its full span at once. When only the
+/// sampler can tell, the span starts lean and gets its name and attributes only if the
+/// sampler records it.
 ///
 /// Without a span for unsampled requests, read the context with
 /// [`current_context`](crate::current_context) (it falls back to the attached context),
@@ -58,11 +61,12 @@ pub enum SamplingHint {
     AlwaysOff,
     /// The sampler decides from the parent context and the trace id only, never from the
     /// span's name, kind or attributes: true of every sampler the OpenTelemetry SDK ships
-    /// (`AlwaysOn`, `AlwaysOff`, `TraceIdRatioBased` and `ParentBased` of them). Every
-    /// span starts lean, the sampler decides, and only a span it records gets its name
-    /// and attributes (the same ones, set right after the decision): a root request under
-    /// a ratio sampler that is not sampled costs what an unsampled parent costs. Do not
-    /// set it for a sampler that reads attributes: it would see none.
+    /// (`AlwaysOn`, `AlwaysOff`, `TraceIdRatioBased` and `ParentBased` of them). With the
+    /// sampler's ratio announced (`telemetry::RootIdGenerator::set_root_ratio`), the layer
+    /// decides each request itself: no span for a dropped one, the full span for a kept
+    /// one. Without it, every span starts lean, the sampler decides, and only a span it
+    /// records gets its name and attributes (the same ones, set right after the
+    /// decision). Do not set it for a sampler that reads attributes.
     TraceIdOnly,
     /// Both [`ParentBased`](Self::ParentBased) and [`TraceIdOnly`](Self::TraceIdOnly):
     /// `ParentBased(..)` of the SDK's samplers, OpenTelemetry's default. A request whose

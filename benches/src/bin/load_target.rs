@@ -58,7 +58,7 @@ fn telemetry() -> (SdkTracerProvider, Router) {
     });
     let root = ratio.map_or(Sampler::AlwaysOn, Sampler::TraceIdRatioBased);
     // As `Telemetry::init` builds it: the layer decides ratio-sampled roots first.
-    palisade_tracing_layer::telemetry::RootIdGenerator::set_root_ratio(ratio);
+    palisade_tracing_layer::telemetry::RootIdGenerator::set_root_ratio(Some(ratio.unwrap_or(1.0)));
     let provider = SdkTracerProvider::builder()
         .with_id_generator(palisade_tracing_layer::telemetry::RootIdGenerator::default())
         .with_sampler(Sampler::ParentBased(Box::new(root)))

@@ -23,6 +23,23 @@ fn attr(span: &SpanData, key: &str) -> Option<String> {
         .map(|kv| kv.value.to_string())
 }
 
+fn is_server(s: &SpanData) -> bool {
+    s.span_kind == SpanKind::Server && s.name == "POST /orders"
+}
+
+/// The spans exported, once the order service's SERVER span is among them: it ends when
+/// the server has sent the body's end, which the client may read a moment before.
+async fn spans_with_the_server_span(exporter: &InMemorySpanExporter) -> Vec<SpanData> {
+    for _ in 0..500 {
+        let spans = exporter.get_finished_spans().unwrap();
+        if spans.iter().any(is_server) {
+            return spans;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    exporter.get_finished_spans().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_attempt_is_a_client_span_and_an_open_breaker_sends_nothing() {
     let exporter = InMemorySpanExporter::default();
@@ -47,10 +64,10 @@ async fn each_attempt_is_a_client_span_and_an_open_breaker_sends_nothing() {
         .unwrap();
     let r = orders.post(None, ONE_KB).await;
     assert_eq!(r.status, 503, "{r:?}");
-    let spans = exporter.get_finished_spans().unwrap();
+    let spans = spans_with_the_server_span(&exporter).await;
     let server = spans
         .iter()
-        .find(|s| s.span_kind == SpanKind::Server && s.name == "POST /orders")
+        .find(|s| is_server(s))
         .expect("a SERVER span for the request");
     let trace = server.span_context.trace_id();
     let attempts = |method: &str| -> Vec<&SpanData> {
@@ -108,12 +125,8 @@ async fn each_attempt_is_a_client_span_and_an_open_breaker_sends_nothing() {
     let r = orders.post(None, ONE_KB).await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["code"], "inventory_circuit_open");
-    let spans = exporter.get_finished_spans().unwrap();
-    assert!(
-        spans
-            .iter()
-            .any(|s| s.span_kind == SpanKind::Server && s.name == "POST /orders")
-    );
+    let spans = spans_with_the_server_span(&exporter).await;
+    assert!(spans.iter().any(is_server));
     assert!(
         !spans.iter().any(|s| s.span_kind == SpanKind::Client),
         "no CLIENT span while the breaker is open: {:?}",
