@@ -439,8 +439,8 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
             false,
         );
     }
-    // Lean now, named and attributed once the sampler has recorded it.
-    // Only the sampler can tell (its ratio is not known): the span starts lean.
+    // Only the sampler can tell (its ratio is not known): the span starts lean, and is
+    // named and attributed once the sampler has recorded it.
     let deferred = trace_id_only && !recorded;
     // The route and RPC method name the span and label the metrics: not needed otherwise
     // (a deferred span gets them once it is known to record).
@@ -460,15 +460,15 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
             error.type = Empty,
         )
     } else {
-        full_span(
+        full_span(Described {
             req,
             method,
             scheme,
             path,
-            route.as_deref(),
-            rpc_method.as_deref(),
+            route: route.as_deref(),
+            rpc_method: rpc_method.as_deref(),
             is_http,
-        )
+        })
     };
     if !span.is_disabled() {
         let remote = early.unwrap_or_else(|| propagation::extract_request(req.headers()));
@@ -484,7 +484,7 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
             }
             let _ = span.set_parent(opentelemetry::Context::new());
         }
-        if root_trace.is_some() && !deferred {
+        if root_trace.is_some() {
             // A root kept above starts now, with the trace id its decision was made on.
             ROOT_TRACE_ID.with(|t| t.set(root_trace));
             let _ = span.context();
@@ -509,15 +509,15 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
                 }
                 .to_string(),
             );
-            otel.set_attributes(attributes(
+            otel.set_attributes(attributes(Described {
                 req,
                 method,
                 scheme,
                 path,
-                route.as_deref(),
-                rpc_method.as_deref(),
+                route: route.as_deref(),
+                rpc_method: rpc_method.as_deref(),
                 is_http,
-            ));
+            }));
         }
     }
     finish(
@@ -653,16 +653,28 @@ mod ids {
     }
 }
 
-/// The SERVER span with every attribute the conventions ask for.
-fn full_span<B>(
-    req: &Request<B>,
+/// What a SERVER span says about its request.
+struct Described<'a, B> {
+    req: &'a Request<B>,
     method: Option<&'static str>,
     scheme: &'static str,
-    path: &str,
-    route: Option<&str>,
-    rpc_method: Option<&str>,
+    path: &'a str,
+    route: Option<&'a str>,
+    rpc_method: Option<&'a str>,
     is_http: bool,
-) -> tracing::Span {
+}
+
+/// The SERVER span with every attribute the conventions ask for.
+fn full_span<B>(d: Described<'_, B>) -> tracing::Span {
+    let Described {
+        req,
+        method,
+        scheme,
+        path,
+        route,
+        rpc_method,
+        is_http,
+    } = d;
     let m = method.unwrap_or("_OTHER");
     let name = SpanName {
         method,
@@ -698,15 +710,16 @@ fn full_span<B>(
 }
 
 /// The attributes of [`full_span`], for a span the sampler recorded after a lean start.
-fn attributes<B>(
-    req: &Request<B>,
-    method: Option<&'static str>,
-    scheme: &'static str,
-    path: &str,
-    route: Option<&str>,
-    rpc_method: Option<&str>,
-    is_http: bool,
-) -> Vec<KeyValue> {
+fn attributes<B>(d: Described<'_, B>) -> Vec<KeyValue> {
+    let Described {
+        req,
+        method,
+        scheme,
+        path,
+        route,
+        rpc_method,
+        is_http,
+    } = d;
     let mut a = Vec::with_capacity(10);
     if is_http {
         a.push(KeyValue::new(

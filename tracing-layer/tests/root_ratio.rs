@@ -6,40 +6,16 @@
 //! the subscriber, the provider and the hint are process-wide.
 #![cfg(feature = "otlp")]
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry::trace::TraceContextExt as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use palisade_tracing_layer::telemetry::LogFormat;
 use palisade_tracing_layer::{ServerTraceLayer, Telemetry, current_context};
+use support::{Buf, Keep};
 use tower::{ServiceBuilder, ServiceExt as _};
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-struct Keep(Arc<Mutex<Vec<SpanData>>>);
-
-impl SpanExporter for Keep {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.0.lock().unwrap().extend(batch);
-        Ok(())
-    }
-}
 
 /// The SDK's `TraceIdRatioBased` rule for ratio 0.5: the lower 64 bits, shifted right by
 /// one, below 2^62.

@@ -4,40 +4,12 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use palisade_tracing_layer::telemetry::LogFormat;
 use palisade_tracing_layer::{ServerTraceLayer, Telemetry};
+use support::{Buf, Keep};
 use tower::{ServiceBuilder, ServiceExt as _};
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Keeps every exported span, also after shutdown (the SDK's in-memory exporter clears
-/// its records on shutdown).
-#[derive(Debug, Clone, Default)]
-struct Keep(Arc<Mutex<Vec<SpanData>>>);
-
-impl SpanExporter for Keep {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.0.lock().unwrap().extend(batch);
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn json_logs_carry_trace_id_and_shutdown_flushes() {

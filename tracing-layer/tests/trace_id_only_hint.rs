@@ -219,5 +219,42 @@ async fn recorded_spans_are_the_same_and_unsampled_roots_stay_lean() {
             Some("GET")
         );
     }
+
+    // A ratio sampler that is not parent-based, its ratio announced: the layer decides on
+    // the parent's trace id as the sampler does, whatever the parent's flag says.
+    #[cfg(feature = "otlp")]
+    {
+        use palisade_tracing_layer::telemetry::RootIdGenerator;
+        let otel = support::otel_with(Sampler::TraceIdRatioBased(0.5));
+        set_sampling_hint(SamplingHint::TraceIdOnly);
+        RootIdGenerator::set_root_ratio(Some(0.5));
+        // Kept at 0.5: the lower half's top bits are 0; dropped: they are all 1.
+        let kept = "4bf92f3577b34da60000000000000001";
+        let dropped = "4bf92f3577b34da6fffffffffffffff1";
+        for (trace, flag, expect) in [
+            (kept, "00", true),
+            (dropped, "01", false),
+            (kept, "01", true),
+        ] {
+            let req = Request::get("http://orders.internal/orders/7")
+                .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-{flag}"))
+                .body(String::new())
+                .unwrap();
+            assert_eq!(
+                http_call(req, 200).await,
+                format!("{trace} {expect}"),
+                "parent flag {flag}"
+            );
+        }
+        let spans = otel.spans();
+        assert_eq!(spans.len(), 2, "{spans:?}");
+        assert!(
+            spans
+                .iter()
+                .all(|s| s.span_context.trace_id().to_string() == kept)
+        );
+        assert!(support::attr_str(&spans[0], "url.path").is_some());
+        RootIdGenerator::set_root_ratio(None);
+    }
     set_sampling_hint(SamplingHint::Unknown);
 }

@@ -60,3 +60,29 @@ pub fn find<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
         )
     })
 }
+
+/// A log writer keeping every line, shared by its clones.
+#[derive(Clone, Default)]
+pub struct Buf(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Keeps every exported span, also after shutdown (the SDK's in-memory exporter clears
+/// its records on shutdown).
+#[derive(Debug, Clone, Default)]
+pub struct Keep(pub std::sync::Arc<std::sync::Mutex<Vec<SpanData>>>);
+
+impl opentelemetry_sdk::trace::SpanExporter for Keep {
+    async fn export(&self, batch: Vec<SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.lock().unwrap().extend(batch);
+        Ok(())
+    }
+}
