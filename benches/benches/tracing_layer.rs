@@ -6,17 +6,18 @@
 //! - `tracing_layer/unsampled/*`: every request carries a `traceparent` whose sampled flag
 //!   is off (the caller decided not to sample) and the provider's sampler drops every
 //!   trace. `palisade` has what `Telemetry::init` sets for its default sampler (the hint
-//!   `ParentBasedTraceIdOnly` and the root ratio: no span at all, only the request's
-//!   context),
-//!   `palisade_always_off` the one for `always_off`, `palisade_trace_id_only` the one for
-//!   `traceidratio` (a lean span, attributes added only if the sampler records it: what a
-//!   root request a ratio sampler drops costs), `palisade_no_hint` none;
-//! - `tracing_layer/sampled/*`: root requests, every trace sampled, spans exported to a
-//!   no-op sink by the simple processor (each span's whole cost on the measured thread; a
-//!   batch processor's worker would share the cores and drop spans once its queue is
-//!   full); `palisade` with `ParentBasedTraceIdOnly` and the root ratio (each request
-//!   decided, and kept, before its span is built: the full span at once),
-//!   `palisade_no_hint` with none.
+//!   `ParentBasedTraceIdOnly` and the sampler's ratio: no span at all, only the request's
+//!   context), `palisade_always_off` the hint for `always_off`, `palisade_trace_id_only`
+//!   the hint `TraceIdOnly` without the ratio (a lean span, attributes added only if the
+//!   sampler records it: what a dropped root costs on a provider built by hand without
+//!   `RootIdGenerator`), `palisade_no_hint` none;
+//! - `tracing_layer/sampled/*`: root requests, every trace sampled, spans batch-exported
+//!   to a no-op sink, as a service runs (the batch worker shares the cores and, once its
+//!   queue is full, drops spans cheaply: these figures vary between runs);
+//! - `tracing_layer/sampled_inline/*`: the same, exported by the simple processor (each
+//!   span's whole cost on the measured thread: the stable comparison). In both sampled
+//!   groups `palisade` has the hint and the ratio (each request decided, and kept, before
+//!   its span: the full span at once), `palisade_no_hint` none.
 //!
 //! Each iteration sends `GET /orders/42` and reads the response body to its end (the
 //! palisade span ends there). A `TRACE` level filter, so tower-http's DEBUG spans exist.
@@ -44,16 +45,27 @@ use palisade_tracing_layer::{SamplingHint, ServerTraceLayer, set_sampling_hint};
 use tower::ServiceExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-fn provider(sampled: bool) -> SdkTracerProvider {
+/// How sampled spans leave the process.
+#[derive(Clone, Copy, PartialEq)]
+enum Export {
+    /// The batch processor, as a service runs: its worker thread shares the cores.
+    Batch,
+    /// The simple processor: each span's whole cost on the measured thread.
+    Inline,
+}
+
+fn provider(sampled: bool, export: Export) -> SdkTracerProvider {
     let sampler = if sampled {
         Sampler::AlwaysOn
     } else {
         Sampler::AlwaysOff
     };
-    SdkTracerProvider::builder()
-        .with_sampler(sampler)
-        .with_simple_exporter(palisade_benches::DropExporter)
-        .build()
+    let b = SdkTracerProvider::builder().with_sampler(sampler);
+    match export {
+        Export::Batch => b.with_batch_exporter(palisade_benches::DropExporter),
+        Export::Inline => b.with_simple_exporter(palisade_benches::DropExporter),
+    }
+    .build()
 }
 
 fn routes() -> Router {
@@ -132,8 +144,15 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    for (group, sampled) in [("unsampled", false), ("sampled", true)] {
-        let provider = provider(sampled);
+    for (group, sampled, export) in [
+        ("unsampled", false, Export::Inline),
+        ("sampled", true, Export::Batch),
+        ("sampled_inline", true, Export::Inline),
+    ] {
+        let provider = {
+            let _enter = rt.enter();
+            provider(sampled, export)
+        };
         let subscriber = tracing_subscriber::registry()
             .with(tracing_subscriber::filter::LevelFilter::TRACE)
             .with(palisade_tracing_layer::otel_layer(provider.tracer("bench")));
