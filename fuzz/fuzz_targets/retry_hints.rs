@@ -136,14 +136,15 @@ fuzz_target!(|data: &[u8]| {
         // timer has millisecond resolution: each sleep may end up to 1 ms late.)
         let waited = start.elapsed();
         let timer_slack = Duration::from_millis(u64::from(made));
+        // (Saturating: the settings may be absurd, the harness must not overflow on them.)
         assert!(
-            waited <= c.max_delay * (made - 1) + timer_slack,
+            waited <= c.max_delay.saturating_mul(made - 1).saturating_add(timer_slack),
             "waited {waited:?} for {made} attempts, max_delay {:?}",
             c.max_delay
         );
         if let Some(deadline) = c.max_elapsed {
             assert!(
-                waited <= deadline + timer_slack,
+                waited <= deadline.saturating_add(timer_slack),
                 "waited {waited:?} past {deadline:?}"
             );
         }
