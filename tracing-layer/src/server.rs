@@ -374,6 +374,13 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
     };
     let path = req.uri().path();
     let is_http = config.protocol == Protocol::Http;
+    let described = Described {
+        req,
+        method,
+        scheme,
+        path,
+        is_http,
+    };
     let metrics = config.metrics && cfg!(feature = "metrics");
     // The remote context, read first when the hint may settle the sampling without a span.
     let hint = sampling_hint();
@@ -460,15 +467,7 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
             error.type = Empty,
         )
     } else {
-        full_span(Described {
-            req,
-            method,
-            scheme,
-            path,
-            route: route.as_deref(),
-            rpc_method: rpc_method.as_deref(),
-            is_http,
-        })
+        described.full_span(route.as_deref(), rpc_method.as_deref())
     };
     if !span.is_disabled() {
         let remote = early.unwrap_or_else(|| propagation::extract_request(req.headers()));
@@ -509,15 +508,7 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
                 }
                 .to_string(),
             );
-            otel.set_attributes(attributes(Described {
-                req,
-                method,
-                scheme,
-                path,
-                route: route.as_deref(),
-                rpc_method: rpc_method.as_deref(),
-                is_http,
-            }));
+            otel.set_attributes(described.attributes(route.as_deref(), rpc_method.as_deref()));
         }
     }
     finish(
@@ -653,117 +644,104 @@ mod ids {
     }
 }
 
-/// What a SERVER span says about its request.
+/// What a SERVER span says about its request (with its route or RPC method).
 struct Described<'a, B> {
     req: &'a Request<B>,
     method: Option<&'static str>,
     scheme: &'static str,
     path: &'a str,
-    route: Option<&'a str>,
-    rpc_method: Option<&'a str>,
     is_http: bool,
 }
 
-/// The SERVER span with every attribute the conventions ask for.
-fn full_span<B>(d: Described<'_, B>) -> tracing::Span {
-    let Described {
-        req,
-        method,
-        scheme,
-        path,
-        route,
-        rpc_method,
-        is_http,
-    } = d;
-    let m = method.unwrap_or("_OTHER");
-    let name = SpanName {
-        method,
-        route,
-        rpc: rpc_method,
-    };
-    let hp = host_port(req.uri(), req.headers());
-    tracing::info_span!(
-        target: "palisade_tracing_layer::server",
-        parent: None,
-        "request",
-        otel.name = %name,
-        otel.kind = "server",
-        http.request.method = is_http.then_some(m),
-        http.request.method_original = (is_http && method.is_none()).then(|| req.method().as_str()),
-        http.route = route,
-        url.path = is_http.then_some(path),
-        url.scheme = is_http.then_some(scheme),
-        server.address = hp.map(|h| h.0),
-        server.port = hp.and_then(|h| h.1).map(i64::from),
-        client.address = client_address(req).map(tracing::field::display),
-        user_agent.original = req
+impl<B> Described<'_, B> {
+    /// The SERVER span with every attribute the conventions ask for.
+    fn full_span(&self, route: Option<&str>, rpc_method: Option<&str>) -> tracing::Span {
+        let (req, method, scheme, path, is_http) =
+            (self.req, self.method, self.scheme, self.path, self.is_http);
+        let m = method.unwrap_or("_OTHER");
+        let name = SpanName {
+            method,
+            route,
+            rpc: rpc_method,
+        };
+        let hp = host_port(req.uri(), req.headers());
+        tracing::info_span!(
+            target: "palisade_tracing_layer::server",
+            parent: None,
+            "request",
+            otel.name = %name,
+            otel.kind = "server",
+            http.request.method = is_http.then_some(m),
+            http.request.method_original = (is_http && method.is_none()).then(|| req.method().as_str()),
+            http.route = route,
+            url.path = is_http.then_some(path),
+            url.scheme = is_http.then_some(scheme),
+            server.address = hp.map(|h| h.0),
+            server.port = hp.and_then(|h| h.1).map(i64::from),
+            client.address = client_address(req).map(tracing::field::display),
+            user_agent.original = req
+                .headers()
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+            network.protocol.version = is_http.then(|| protocol_version(req.version())),
+            http.response.status_code = Empty,
+            rpc.system.name = (!is_http).then_some("grpc"),
+            rpc.method = rpc_method,
+            rpc.status_code = Empty,
+            error.type = Empty,
+        )
+    }
+
+    /// The attributes of [`Described::full_span`], for a span the sampler recorded after a
+    /// lean start.
+    fn attributes(&self, route: Option<&str>, rpc_method: Option<&str>) -> Vec<KeyValue> {
+        let (req, method, scheme, path, is_http) =
+            (self.req, self.method, self.scheme, self.path, self.is_http);
+        let mut a = Vec::with_capacity(10);
+        if is_http {
+            a.push(KeyValue::new(
+                "http.request.method",
+                method.unwrap_or("_OTHER"),
+            ));
+            if method.is_none() {
+                a.push(KeyValue::new(
+                    "http.request.method_original",
+                    req.method().as_str().to_owned(),
+                ));
+            }
+            if let Some(r) = route {
+                a.push(KeyValue::new("http.route", r.to_owned()));
+            }
+            a.push(KeyValue::new("url.path", path.to_owned()));
+            a.push(KeyValue::new("url.scheme", scheme));
+            a.push(KeyValue::new(
+                "network.protocol.version",
+                protocol_version(req.version()),
+            ));
+        } else {
+            a.push(KeyValue::new("rpc.system.name", "grpc"));
+            if let Some(m) = rpc_method {
+                a.push(KeyValue::new("rpc.method", m.to_owned()));
+            }
+        }
+        if let Some((host, port)) = host_port(req.uri(), req.headers()) {
+            a.push(KeyValue::new("server.address", host.to_owned()));
+            if let Some(p) = port {
+                a.push(KeyValue::new("server.port", i64::from(p)));
+            }
+        }
+        if let Some(ip) = client_address(req) {
+            a.push(KeyValue::new("client.address", ip.to_string()));
+        }
+        if let Some(ua) = req
             .headers()
             .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok()),
-        network.protocol.version = is_http.then(|| protocol_version(req.version())),
-        http.response.status_code = Empty,
-        rpc.system.name = (!is_http).then_some("grpc"),
-        rpc.method = rpc_method,
-        rpc.status_code = Empty,
-        error.type = Empty,
-    )
-}
-
-/// The attributes of [`full_span`], for a span the sampler recorded after a lean start.
-fn attributes<B>(d: Described<'_, B>) -> Vec<KeyValue> {
-    let Described {
-        req,
-        method,
-        scheme,
-        path,
-        route,
-        rpc_method,
-        is_http,
-    } = d;
-    let mut a = Vec::with_capacity(10);
-    if is_http {
-        a.push(KeyValue::new(
-            "http.request.method",
-            method.unwrap_or("_OTHER"),
-        ));
-        if method.is_none() {
-            a.push(KeyValue::new(
-                "http.request.method_original",
-                req.method().as_str().to_owned(),
-            ));
+            .and_then(|v| v.to_str().ok())
+        {
+            a.push(KeyValue::new("user_agent.original", ua.to_owned()));
         }
-        if let Some(r) = route {
-            a.push(KeyValue::new("http.route", r.to_owned()));
-        }
-        a.push(KeyValue::new("url.path", path.to_owned()));
-        a.push(KeyValue::new("url.scheme", scheme));
-        a.push(KeyValue::new(
-            "network.protocol.version",
-            protocol_version(req.version()),
-        ));
-    } else {
-        a.push(KeyValue::new("rpc.system.name", "grpc"));
-        if let Some(m) = rpc_method {
-            a.push(KeyValue::new("rpc.method", m.to_owned()));
-        }
+        a
     }
-    if let Some((host, port)) = host_port(req.uri(), req.headers()) {
-        a.push(KeyValue::new("server.address", host.to_owned()));
-        if let Some(p) = port {
-            a.push(KeyValue::new("server.port", i64::from(p)));
-        }
-    }
-    if let Some(ip) = client_address(req) {
-        a.push(KeyValue::new("client.address", ip.to_string()));
-    }
-    if let Some(ua) = req
-        .headers()
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-    {
-        a.push(KeyValue::new("user_agent.original", ua.to_owned()));
-    }
-    a
 }
 
 #[cfg(feature = "axum")]
