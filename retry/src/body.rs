@@ -45,10 +45,12 @@ enum Kind<B> {
         capture: Option<Arc<Mutex<Capture<B>>>>,
         polled: bool,
     },
+    /// Trailers are boxed: only a replay of a body that had some pays, and every request's
+    /// body (and so every retry future) stays small.
     Replay {
         chunks: Vec<Bytes>,
         next: usize,
-        trailers: Option<HeaderMap>,
+        trailers: Option<Box<HeaderMap>>,
     },
 }
 
@@ -105,7 +107,7 @@ impl<B> Saved<B> {
                     Kind::Replay {
                         chunks: guard.chunks.clone(),
                         next: 0,
-                        trailers: guard.trailers.clone(),
+                        trailers: guard.trailers.clone().map(Box::new),
                     }
                 } else {
                     return None;
@@ -203,7 +205,7 @@ where
                     *next += 1;
                     return Poll::Ready(Some(Ok(Frame::data(std::mem::take(chunk)))));
                 }
-                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(*t))))
             }
             Kind::Streaming {
                 body,

@@ -124,16 +124,30 @@ pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duratio
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// What an HTTP or gRPC policy keeps between attempts.
+/// What an HTTP or gRPC policy keeps between attempts: a copy of the request's parts (none
+/// for a request that is never retried) and the replay side of its body.
 #[derive(Debug)]
 pub struct HttpSaved<B> {
+    parts: Option<SavedParts>,
+    body: SavedBody<B>,
+}
+
+/// The request's parts, copied for a replay. An empty header map is not copied (nor dropped).
+#[derive(Debug)]
+struct SavedParts {
     method: Method,
     uri: Uri,
     version: Version,
-    headers: HeaderMap,
+    headers: Option<HeaderMap>,
     extensions: http::Extensions,
-    body: SavedBody<B>,
-    eligible: bool,
+}
+
+impl<B> HttpSaved<B> {
+    /// Whether the request may be sent again (its method allows it).
+    #[inline]
+    pub(crate) fn eligible(&self) -> bool {
+        self.parts.is_some()
+    }
 }
 
 #[inline]
@@ -143,28 +157,24 @@ pub(crate) fn prepare<B: Body>(
     eligible: impl FnOnce(&Method, &HeaderMap) -> bool,
 ) -> (Request<ReplayBody<B>>, HttpSaved<B>) {
     let (parts, body) = req.into_parts();
-    let eligible = eligible(&parts.method, &parts.headers);
-    let (body, saved_body) = if eligible {
-        ReplayBody::wrap(body, limit)
-    } else {
-        ReplayBody::passthrough(body)
-    };
+    if !eligible(&parts.method, &parts.headers) {
+        let (body, saved_body) = ReplayBody::passthrough(body);
+        let saved = HttpSaved {
+            parts: None,
+            body: saved_body,
+        };
+        return (Request::from_parts(parts, body), saved);
+    }
+    let (body, saved_body) = ReplayBody::wrap(body, limit);
     let saved = HttpSaved {
-        method: parts.method.clone(),
-        uri: parts.uri.clone(),
-        version: parts.version,
-        headers: if eligible {
-            parts.headers.clone()
-        } else {
-            HeaderMap::new()
-        },
-        extensions: if eligible {
-            parts.extensions.clone()
-        } else {
-            http::Extensions::new()
-        },
+        parts: Some(SavedParts {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: (!parts.headers.is_empty()).then(|| parts.headers.clone()),
+            extensions: parts.extensions.clone(),
+        }),
         body: saved_body,
-        eligible,
     };
     // The first attempt carries no `Attempt` (its absence means "first"): inserting one
     // would box it into the extensions map, three allocations on every call's success path.
@@ -175,16 +185,16 @@ pub(crate) fn replay<B: Body>(
     saved: &HttpSaved<B>,
     attempt: Attempt,
 ) -> Option<Request<ReplayBody<B>>> {
-    if !saved.eligible {
-        return None;
-    }
+    let parts = saved.parts.as_ref()?;
     let body = saved.body.replay()?;
     let mut req = Request::new(body);
-    *req.method_mut() = saved.method.clone();
-    *req.uri_mut() = saved.uri.clone();
-    *req.version_mut() = saved.version;
-    *req.headers_mut() = saved.headers.clone();
-    *req.extensions_mut() = saved.extensions.clone();
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = parts.uri.clone();
+    *req.version_mut() = parts.version;
+    if let Some(headers) = &parts.headers {
+        *req.headers_mut() = headers.clone();
+    }
+    *req.extensions_mut() = parts.extensions.clone();
     req.extensions_mut().insert(attempt);
     Some(req)
 }
@@ -215,7 +225,7 @@ where
     E: 'static,
 {
     fn classify(&self, saved: &HttpSaved<B>, result: &Result<Response<RB>, E>) -> Decision {
-        if !saved.eligible {
+        if !saved.eligible() {
             return Decision::Return;
         }
         match result {
