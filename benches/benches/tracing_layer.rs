@@ -72,13 +72,18 @@ fn routes() -> Router {
     Router::new().route("/orders/{id}", get(|| async { "ok" }))
 }
 
-fn apps() -> Vec<(&'static str, Router)> {
+fn apps(tracer: opentelemetry_sdk::trace::SdkTracer) -> Vec<(&'static str, Router)> {
     vec![
         ("bare_axum", routes()),
         (
             // With the sampling hint the telemetry init sets for its sampler.
             "palisade",
             routes().route_layer(ServerTraceLayer::http().metrics(false)),
+        ),
+        (
+            // The same, the SERVER span made with the tracer directly (`otel_tracer`).
+            "palisade_otel_tracer",
+            routes().route_layer(ServerTraceLayer::http().metrics(false).otel_tracer(tracer)),
         ),
         (
             // The hint for `always_off` (unsampled group only).
@@ -158,7 +163,7 @@ fn bench(c: &mut Criterion) {
             .with(palisade_tracing_layer::otel_layer(provider.tracer("bench")));
         let _guard = tracing::subscriber::set_default(subscriber);
         let mut g = c.benchmark_group(format!("tracing_layer/{group}"));
-        for (name, app) in apps() {
+        for (name, app) in apps(provider.tracer("bench")) {
             set_sampling_hint(match name {
                 "palisade_no_hint" => SamplingHint::Unknown,
                 "palisade_always_off" | "palisade_trace_id_only" if sampled => continue,
@@ -168,11 +173,8 @@ fn bench(c: &mut Criterion) {
             });
             // `Telemetry::init` also announces its sampler's ratio: 1 in the sampled group
             // (every request decided, and kept, before its span), 0 in the unsampled one.
-            RootIdGenerator::set_root_ratio((name == "palisade").then_some(if sampled {
-                1.0
-            } else {
-                0.0
-            }));
+            let announced = matches!(name, "palisade" | "palisade_otel_tracer");
+            RootIdGenerator::set_root_ratio(announced.then_some(if sampled { 1.0 } else { 0.0 }));
             g.bench_function(name, |b| b.to_async(&rt).iter(|| one(&app, sampled)));
         }
         set_sampling_hint(SamplingHint::Unknown);

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http_body::{Body, Frame, SizeHint};
-use opentelemetry::trace::Status;
+use opentelemetry::trace::{Status, TraceContextExt as _};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
@@ -33,9 +33,10 @@ pub(crate) enum Protocol {
 #[derive(Debug)]
 #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) struct Finish {
-    /// The call's span; `Span::none()` for a server call known to be unsampled.
+    /// The call's `tracing` span; `Span::none()` when `cx` is set.
     pub(crate) span: Span,
-    /// Instead of a span, the context an unsampled server call runs in.
+    /// Instead of a `tracing` span, the context a server call runs in: with the SERVER span
+    /// made by the layer's tracer (`record`), or an unsampled call's (no span at all).
     pub(crate) cx: Option<opentelemetry::Context>,
     pub(crate) side: Side,
     pub(crate) protocol: Protocol,
@@ -52,6 +53,12 @@ pub(crate) struct Finish {
     /// Whether the span may record (`false` for a span known to be unsampled): its
     /// attributes and status are set only then.
     pub(crate) record: bool,
+}
+
+/// An attribute value for either kind of span.
+enum Attr<'a> {
+    Int(i64),
+    Str(&'a str),
 }
 
 /// The call's span entered, or its context attached, while the guard lives.
@@ -77,14 +84,41 @@ impl Finish {
         }
     }
 
+    /// Sets an attribute of the span, if it records.
+    fn set(&self, key: &'static str, value: Attr<'_>) {
+        if !self.record {
+            return;
+        }
+        if let Some(cx) = &self.cx {
+            cx.span().set_attribute(match value {
+                Attr::Int(v) => opentelemetry::KeyValue::new(key, v),
+                Attr::Str(v) => opentelemetry::KeyValue::new(key, v.to_owned()),
+            });
+        } else if !self.span.is_disabled() {
+            match value {
+                Attr::Int(v) => self.span.record(key, v),
+                Attr::Str(v) => self.span.record(key, v),
+            };
+        }
+    }
+
+    /// Sets the span's status to Error, if it records.
+    fn set_error(&self, description: String) {
+        if !self.record {
+            return;
+        }
+        if let Some(cx) = &self.cx {
+            cx.span().set_status(Status::error(description));
+        } else if !self.span.is_disabled() {
+            self.span.set_status(Status::error(description));
+        }
+    }
+
     /// Records a response's status code and, for gRPC, a trailers-only status.
     pub(crate) fn response<B>(&mut self, res: &http::Response<B>) {
         let code = res.status().as_u16();
         self.status = Some(code);
-        if self.record && !self.span.is_disabled() {
-            self.span
-                .record("http.response.status_code", i64::from(code));
-        }
+        self.set("http.response.status_code", Attr::Int(i64::from(code)));
         if self.protocol == Protocol::Grpc
             && let Some(c) = GrpcCode::from_headers(res.headers())
         {
@@ -116,9 +150,7 @@ impl Finish {
                 };
                 self.grpc = code;
                 if let Some(c) = code {
-                    if self.record && !self.span.is_disabled() {
-                        self.span.record("rpc.status_code", c.name());
-                    }
+                    self.set("rpc.status_code", Attr::Str(c.name()));
                     let err = match self.side {
                         Side::Server => c.is_server_error(),
                         Side::Client => c.0 != 0,
@@ -134,18 +166,22 @@ impl Finish {
             // Dropped before a response: the caller cancelled the call.
             self.error_type = Some(Cow::Borrowed("cancelled"));
         }
-        if self.record
-            && !self.span.is_disabled()
-            && let Some(e) = &self.error_type
-        {
-            self.span.record("error.type", e.as_ref());
+        if let Some(e) = &self.error_type {
+            self.set("error.type", Attr::Str(e));
             if failed {
-                self.span.set_status(Status::error(String::new()));
+                self.set_error(String::new());
             }
         }
         // Taken: recorded once, however often `finish` runs.
         if let Some(instruments) = self.instruments.take() {
             instruments.record(self);
+        }
+        // A span made with the layer's tracer ends here (a `tracing` span ends when the
+        // last handle, this one, is dropped); ending it twice does nothing.
+        if self.record
+            && let Some(cx) = &self.cx
+        {
+            cx.span().end();
         }
     }
 }
@@ -224,9 +260,7 @@ where
                     if f.error_type.is_none() {
                         f.error_type = Some(Cow::Borrowed("body_error"));
                     }
-                    if f.record && !f.span.is_disabled() {
-                        f.span.set_status(Status::error(e.to_string()));
-                    }
+                    f.set_error(e.to_string());
                 }
             }
             Poll::Ready(None) => {

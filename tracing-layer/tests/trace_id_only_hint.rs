@@ -9,42 +9,12 @@ use std::convert::Infallible;
 
 use http::{Request, Response};
 use http_body_util::BodyExt as _;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _};
-use opentelemetry_sdk::trace::{Sampler, SpanData};
+use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry_sdk::trace::Sampler;
 use palisade_tracing_layer::{SamplingHint, ServerTraceLayer, current_context, set_sampling_hint};
 use tower::{ServiceBuilder, ServiceExt as _};
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-/// What a span is, without its ids and clocks: name, kind, status, sorted attributes
-/// (less those the test subscriber's tracing-opentelemetry adds: code location, thread,
-/// busy/idle times), whether it has a parent.
-fn shape(span: &SpanData) -> String {
-    const ADDED: [&str; 5] = ["code.", "thread.", "busy_ns", "idle_ns", "target"];
-    let mut attrs: Vec<String> = span
-        .attributes
-        .iter()
-        .filter(|kv| !ADDED.iter().any(|a| kv.key.as_str().starts_with(a)))
-        .map(|kv| format!("{}={}", kv.key, kv.value))
-        .collect();
-    attrs.sort();
-    let status = match &span.status {
-        Status::Unset => "unset",
-        Status::Ok => "ok",
-        Status::Error { .. } => "error",
-    };
-    let kind = if span.span_kind == SpanKind::Server {
-        "server"
-    } else {
-        "other"
-    };
-    format!(
-        "{} {kind} {status} parent={} [{}]",
-        span.name,
-        span.parent_span_id != opentelemetry::trace::SpanId::INVALID,
-        attrs.join(", ")
-    )
-}
 
 /// The handler answers with the trace id and sampled flag it sees, and `status`.
 async fn http_call(req: Request<String>, status: u16) -> String {
@@ -130,7 +100,7 @@ async fn every_request(otel: &support::Otel) -> Vec<String> {
     #[cfg(feature = "axum")]
     routed_call().await;
     grpc_call().await;
-    let mut shapes: Vec<String> = otel.spans().iter().map(shape).collect();
+    let mut shapes: Vec<String> = otel.spans().iter().map(support::shape).collect();
     shapes.sort();
     otel.exporter.reset();
     shapes

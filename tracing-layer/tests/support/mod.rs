@@ -41,6 +41,37 @@ impl Otel {
     }
 }
 
+/// What a span is, without its ids and clocks: name, kind, status, sorted attributes
+/// (less those the test subscriber's tracing-opentelemetry adds: code location, thread,
+/// busy/idle times), whether it has a parent, how many links.
+pub fn shape(span: &SpanData) -> String {
+    const ADDED: [&str; 5] = ["code.", "thread.", "busy_ns", "idle_ns", "target"];
+    let mut attrs: Vec<String> = span
+        .attributes
+        .iter()
+        .filter(|kv| !ADDED.iter().any(|a| kv.key.as_str().starts_with(a)))
+        .map(|kv| format!("{}={}", kv.key, kv.value))
+        .collect();
+    attrs.sort();
+    let status = match &span.status {
+        opentelemetry::trace::Status::Unset => "unset",
+        opentelemetry::trace::Status::Ok => "ok",
+        opentelemetry::trace::Status::Error { .. } => "error",
+    };
+    let kind = if span.span_kind == opentelemetry::trace::SpanKind::Server {
+        "server"
+    } else {
+        "other"
+    };
+    format!(
+        "{} {kind} {status} parent={} links={} [{}]",
+        span.name,
+        span.parent_span_id != opentelemetry::trace::SpanId::INVALID,
+        span.links.len(),
+        attrs.join(", ")
+    )
+}
+
 pub fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a opentelemetry::Value> {
     span.attributes
         .iter()
