@@ -61,3 +61,123 @@ where
         .with_threads(false)
         .with_tracked_inactivity(false)
 }
+
+/// A `tracing` layer that records each event emitted outside any `tracing` span, while a
+/// recording OpenTelemetry span is attached to the thread, as an event of that span (as
+/// tracing-opentelemetry does for an event inside a span): the handler's log events stay
+/// on a SERVER span made by [`ServerTraceLayer::otel_tracer`](crate::ServerTraceLayer::otel_tracer),
+/// which is not a `tracing` span. [`Telemetry`](crate::telemetry) installs it next to the
+/// tracing-opentelemetry layer; add it yourself to a subscriber built by hand.
+///
+/// The event is named by its message (else by its callsite's name) and carries `level`,
+/// `target` and its other fields. Events of the OpenTelemetry crates themselves are never
+/// recorded.
+///
+/// ```
+/// use opentelemetry::trace::TracerProvider as _;
+/// use tracing_subscriber::layer::SubscriberExt as _;
+///
+/// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+/// let subscriber = tracing_subscriber::registry()
+///     .with(palisade_tracing_layer::otel_layer(provider.tracer("orders")))
+///     .with(palisade_tracing_layer::span_events_layer());
+/// # drop(subscriber);
+/// ```
+pub fn span_events_layer() -> SpanEventsLayer {
+    SpanEventsLayer { _private: () }
+}
+
+/// The layer [`span_events_layer`] returns.
+#[derive(Debug, Clone)]
+pub struct SpanEventsLayer {
+    _private: (),
+}
+
+impl<S> tracing_subscriber::Layer<S> for SpanEventsLayer
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        // Inside a `tracing` span, tracing-opentelemetry records it.
+        if !event.is_contextual() || ctx.lookup_current().is_some() {
+            return;
+        }
+        let meta = event.metadata();
+        if meta.target().starts_with("opentelemetry") {
+            return;
+        }
+        opentelemetry::Context::map_current(|cx| {
+            if !cx.has_active_span() {
+                return;
+            }
+            let span = cx.span();
+            if !span.is_recording() {
+                return;
+            }
+            let mut fields = EventFields {
+                name: None,
+                attributes: vec![
+                    opentelemetry::KeyValue::new("level", meta.level().as_str()),
+                    opentelemetry::KeyValue::new("target", meta.target().to_owned()),
+                ],
+            };
+            event.record(&mut fields);
+            let name = fields.name.map_or(
+                std::borrow::Cow::Borrowed(meta.name()),
+                std::borrow::Cow::Owned,
+            );
+            span.add_event(name, fields.attributes);
+        });
+    }
+}
+
+/// An event's message and fields, as OpenTelemetry attributes.
+struct EventFields {
+    name: Option<String>,
+    attributes: Vec<opentelemetry::KeyValue>,
+}
+
+impl EventFields {
+    fn push(&mut self, field: &tracing::field::Field, value: opentelemetry::Value) {
+        self.attributes
+            .push(opentelemetry::KeyValue::new(field.name(), value));
+    }
+}
+
+impl tracing::field::Visit for EventFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        if field.name() == "message" {
+            self.name = Some(text);
+        } else {
+            self.push(field, text.into());
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.name = Some(value.to_owned());
+        } else {
+            self.push(field, value.to_owned().into());
+        }
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.push(field, value.into());
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        match i64::try_from(value) {
+            Ok(v) => self.push(field, v.into()),
+            Err(_) => self.push(field, value.to_string().into()),
+        }
+    }
+
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.push(field, value.into());
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.push(field, value.into());
+    }
+}

@@ -54,7 +54,9 @@ pub mod telemetry;
 
 pub use body::TracedBody;
 pub use client::{ClientTrace, ClientTraceLayer};
-pub use context::{current_context, in_current_context, otel_layer};
+pub use context::{
+    SpanEventsLayer, current_context, in_current_context, otel_layer, span_events_layer,
+};
 pub use propagation::W3cPropagator;
 pub use server::{SamplingHint, ServerTrace, ServerTraceLayer, sampling_hint, set_sampling_hint};
 #[cfg(feature = "otlp")]

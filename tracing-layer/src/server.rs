@@ -41,7 +41,9 @@ pub const DEFAULT_EXCLUDED: [&str; 2] = ["/health/*", "/metrics"];
 ///
 /// Without a span for unsampled requests, read the context with
 /// [`current_context`](crate::current_context) (it falls back to the attached context),
-/// not `tracing::Span::current().context()`.
+/// not `tracing::Span::current().context()`, and spawn the handler's work with
+/// [`in_current_context`](crate::in_current_context): `in_current_span()` carries only
+/// the `tracing` span, and the work would start (sampled) traces of its own.
 ///
 /// [`Telemetry::init`](crate::Telemetry::init) sets it from the sampler it installs
 /// ([`SamplingHint::ParentBasedTraceIdOnly`] for `parentbased_*`, the default,
@@ -76,6 +78,8 @@ pub enum SamplingHint {
 }
 
 static SAMPLING_HINT: AtomicU8 = AtomicU8::new(0);
+
+type SharedTracer = Arc<opentelemetry::global::BoxedTracer>;
 
 /// The ratio of root requests the sampler keeps, as `f64` bits, when the tracer provider
 /// takes its root trace ids from the layer (`telemetry::RootIdGenerator`); NaN: unknown.
@@ -152,7 +156,7 @@ struct Config {
     metrics: bool,
     instruments: Instruments,
     /// With [`ServerTraceLayer::otel_tracer`]: SERVER spans are made with it directly.
-    tracer: Option<Arc<opentelemetry::global::BoxedTracer>>,
+    tracer: Option<SharedTracer>,
 }
 
 /// A SERVER span per request (HTTP with axum, or gRPC with tonic), following the
@@ -244,22 +248,25 @@ impl ServerTraceLayer {
 
     /// Makes each SERVER span with `tracer` (the OpenTelemetry API) instead of as a
     /// `tracing` span that tracing-opentelemetry turns into one: the same span (name,
-    /// kind, parent, links, attributes, status, end), for about half the cost of a sampled
-    /// request (`benches/README.md`).
+    /// kind, parent, links, attributes, events, status, end) for about half the cost of a
+    /// sampled request (`benches/README.md`). Pass the tracer of the provider
+    /// tracing-opentelemetry uses: `provider.tracer("orders")` (with
+    /// [`Telemetry`](crate::Telemetry), `telemetry.tracer_provider()`).
     ///
-    /// The handler runs with the span's OpenTelemetry context attached, so its own
-    /// `tracing` spans are children of the SERVER span (tracing-opentelemetry parents a
-    /// span that has no `tracing` parent on the attached context), its JSON log lines
-    /// carry the trace and span ids ([`Telemetry`](crate::Telemetry)'s format), outgoing
-    /// calls propagate it and [`current_context`](crate::current_context) returns it. What
-    /// changes: the handler's `tracing` *events* outside a span of its own are not
-    /// recorded as events of the SERVER span (add them with
-    /// `current_context().span().add_event(..)`), and text log lines show no
-    /// `request{..}` prefix.
+    /// The handler runs with the span's OpenTelemetry context attached: its own `tracing`
+    /// spans are children of the SERVER span (tracing-opentelemetry parents a span that
+    /// has no `tracing` parent on the attached context), its events outside them are
+    /// events of the SERVER span (with [`span_events_layer`](crate::span_events_layer) in
+    /// the subscriber, as `Telemetry` sets it up), its JSON log lines (`Telemetry`'s
+    /// format) carry the trace and span ids, outgoing calls through
+    /// [`ClientTraceLayer`](crate::ClientTraceLayer) propagate it and
+    /// [`current_context`](crate::current_context) returns it.
     ///
-    /// Pass the tracer of the provider tracing-opentelemetry uses, e.g.
-    /// `provider.tracer("orders")` (with [`Telemetry`](crate::Telemetry):
-    /// `telemetry.tracer_provider()`).
+    /// What the request no longer has is a `tracing` span: text log lines show no
+    /// `request{..}` prefix, and work the handler spawns must carry the context with
+    /// [`in_current_context`](crate::in_current_context): `in_current_span()` or
+    /// `.instrument(Span::current())` carry only the current `tracing` span, and that
+    /// work would start traces of its own. Hence not the default.
     pub fn otel_tracer<T>(mut self, tracer: T) -> Self
     where
         T: opentelemetry::trace::Tracer + Send + Sync + 'static,

@@ -575,8 +575,11 @@ impl TelemetryBuilder {
         let otel = provider
             .as_ref()
             .map(|p| crate::otel_layer(p.tracer(config.service_name.clone())).boxed());
+        // Events outside `tracing` spans, on a SERVER span made with the tracer directly.
+        let events = provider.as_ref().map(|_| crate::span_events_layer());
         tracing_subscriber::registry()
             .with(otel)
+            .with(events)
             .with(fmt_layer.with_filter(filter))
             .try_init()
             .map_err(|e| err("subscriber", e.to_string()))?;

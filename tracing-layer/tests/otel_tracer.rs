@@ -1,8 +1,9 @@
 //! `ServerTraceLayer::otel_tracer`: the SERVER span made with the OpenTelemetry tracer
 //! directly must be the same span as through tracing-opentelemetry (name, kind, status,
 //! attributes, parent, links) for every kind of request and whatever the sampling hint;
-//! the handler's own `tracing` spans are its children; it ends when the response body
-//! ends, and a cancelled call still ends it. One test binary: the hint is process-wide.
+//! the handler's own `tracing` spans are its children and its events outside them are the
+//! span's events (`span_events_layer`); it ends when the response body ends, and a
+//! cancelled call still ends it. One test binary: the hint is process-wide.
 
 mod support;
 
@@ -29,6 +30,8 @@ fn layer(base: ServerTraceLayer, tracer: Option<&SdkTracer>) -> ServerTraceLayer
 /// An HTTP call answered with `status`; the handler opens a `tracing` span of its own.
 async fn http_call(req: Request<String>, status: u16, layer: ServerTraceLayer) -> Response<String> {
     let handler = move |_req: Request<String>| async move {
+        // An event of the SERVER span itself (with the tracer: through span_events_layer).
+        tracing::info!(order = 7, "handling");
         let db = tracing::info_span!("db.query");
         db.in_scope(|| tracing::info!("querying"));
         let mut res = Response::new(String::from("body"));
@@ -153,6 +156,38 @@ async fn every_request(otel: &support::Otel, tracer: Option<&SdkTracer>) -> Vec<
 async fn server_spans_made_with_the_tracer() {
     the_tracer_makes_the_same_span().await;
     the_span_ends_with_the_body_and_a_cancelled_call_still_ends_it().await;
+    spawned_work_keeps_the_span_as_parent().await;
+}
+
+/// Work the handler spawns with `in_current_context` is a child of the SERVER span.
+async fn spawned_work_keeps_the_span_as_parent() {
+    let otel = support::otel();
+    let tracer = otel.provider.tracer("test");
+    let svc = ServiceBuilder::new()
+        .layer(ServerTraceLayer::http().otel_tracer(tracer))
+        .service_fn(|_req: Request<String>| async {
+            let work = async {
+                let _span = tracing::info_span!("background").entered();
+            };
+            tokio::spawn(palisade_tracing_layer::in_current_context(work))
+                .await
+                .unwrap();
+            Ok::<_, Infallible>(Response::new(String::new()))
+        });
+    let req = Request::get("/orders")
+        .header("traceparent", PARENT)
+        .body(String::new())
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+    let spans = otel.spans();
+    let server = support::find(&spans, "GET");
+    let background = support::find(&spans, "background");
+    assert_eq!(background.parent_span_id, server.span_context.span_id());
+    assert_eq!(
+        background.span_context.trace_id(),
+        server.span_context.trace_id()
+    );
 }
 
 async fn the_tracer_makes_the_same_span() {
@@ -181,6 +216,7 @@ async fn the_tracer_makes_the_same_span() {
             "inventory.v1.Inventory/Reserve server error",
             "rpc.status_code=INTERNAL",
             "rpc.status_code=OK",
+            "events=[handling(level=INFO order=7 target=otel_tracer)]",
         ] {
             assert!(
                 joined.contains(expected),

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use opentelemetry::trace::TracerProvider as _;
 use palisade_testkit::rotel::Rotel;
 use palisade_tracing_layer::{ServerTraceLayer, Telemetry};
 use tower::{ServiceBuilder, ServiceExt as _};
@@ -32,9 +33,14 @@ async fn spans_arrive_over_otlp_http() {
         .init()
         .unwrap();
     assert!(t.exporting());
+    // Over HTTP/protobuf, the SERVER span made with the tracer directly (the gRPC test
+    // has it made through tracing-opentelemetry).
+    let tracer = t.tracer_provider().unwrap().tracer("otlp-http");
     let svc = ServiceBuilder::new()
-        .layer(ServerTraceLayer::http())
+        .layer(ServerTraceLayer::http().otel_tracer(tracer))
         .service_fn(|_req: http::Request<()>| async {
+            // The SERVER span is made with the tracer, not a `tracing` span.
+            assert!(tracing::Span::current().is_disabled());
             let _child = tracing::info_span!("load order").entered();
             Ok::<_, std::convert::Infallible>(
                 http::Response::builder()

@@ -1,11 +1,15 @@
 //! Telemetry init on a current-thread runtime: JSON log lines carry the trace id of the
-//! request being served, and shutdown flushes every span within the timeout.
+//! request being served, and shutdown flushes every span within the timeout. The server
+//! layer makes its SERVER span with the tracer directly (`otel_tracer`): the log line's
+//! span id is the SERVER span's, and the handler's event is an event of that span (the
+//! span events layer `Telemetry` installs).
 #![cfg(feature = "otlp")]
 
 mod support;
 
 use std::time::{Duration, Instant};
 
+use opentelemetry::trace::TracerProvider as _;
 use palisade_tracing_layer::telemetry::LogFormat;
 use palisade_tracing_layer::{ServerTraceLayer, Telemetry};
 use support::{Buf, Keep};
@@ -27,9 +31,12 @@ async fn json_logs_carry_trace_id_and_shutdown_flushes() {
         .unwrap();
     assert!(telemetry.exporting());
 
+    let tracer = telemetry.tracer_provider().unwrap().tracer("json-test");
     let svc = ServiceBuilder::new()
-        .layer(ServerTraceLayer::http())
+        .layer(ServerTraceLayer::http().otel_tracer(tracer))
         .service_fn(|_req: http::Request<()>| async {
+            // No `tracing` span: the SERVER span is made with the tracer.
+            assert!(tracing::Span::current().is_disabled());
             tracing::info!(order = 7, "serving order");
             Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
         });
@@ -70,5 +77,21 @@ async fn json_logs_carry_trace_id_and_shutdown_flushes() {
         spans
             .iter()
             .all(|s| format!("{}", s.span_context.trace_id()) == "4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    let span_id = v["span_id"].as_str().unwrap();
+    let served = spans
+        .iter()
+        .find(|s| s.span_context.span_id().to_string() == span_id)
+        .unwrap_or_else(|| panic!("no SERVER span {span_id}"));
+    assert_eq!(served.span_kind, opentelemetry::trace::SpanKind::Server);
+    assert_eq!(served.parent_span_id.to_string(), "00f067aa0ba902b7");
+    let event = served.events.iter().next().expect("the handler's event");
+    assert_eq!(event.name, "serving order");
+    assert!(
+        event
+            .attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "order" && kv.value == opentelemetry::Value::I64(7)),
+        "{event:?}"
     );
 }

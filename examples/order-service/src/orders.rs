@@ -65,8 +65,10 @@ impl Orders {
     ) -> Result<Placed, PlaceError> {
         let this = self.clone();
         let work = async move { this.place_inner(key.as_deref(), &lines).await };
+        // In the request's `tracing` span and OpenTelemetry context: a request the server
+        // layer knows is unsampled has only the context, and its work stays unsampled.
         self.tasks
-            .spawn(work.in_current_span())
+            .spawn(example_telemetry::in_current_context(work))
             .await
             .map_err(|e| PlaceError::Internal(format!("order task failed: {e}")))?
     }

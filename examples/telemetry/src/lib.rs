@@ -23,7 +23,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use palisade_tracing_layer::metrics::DURATION_BUCKETS;
 pub use palisade_tracing_layer::{
-    ClientTrace, ClientTraceLayer, ServerTrace, ServerTraceLayer, TelemetryError,
+    ClientTrace, ClientTraceLayer, SamplingHint, ServerTrace, ServerTraceLayer, TelemetryError,
+    in_current_context, set_sampling_hint,
 };
 
 /// Installed telemetry. Run [`shutdown_hook`](Self::shutdown_hook) at the end to flush spans.

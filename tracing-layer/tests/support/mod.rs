@@ -26,7 +26,8 @@ pub fn otel_with(sampler: opentelemetry_sdk::trace::Sampler) -> Otel {
         .with_sampler(sampler)
         .build();
     let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+        .with(palisade_tracing_layer::span_events_layer());
     let guard = tracing::subscriber::set_default(subscriber);
     Otel {
         exporter,
@@ -43,7 +44,8 @@ impl Otel {
 
 /// What a span is, without its ids and clocks: name, kind, status, sorted attributes
 /// (less those the test subscriber's tracing-opentelemetry adds: code location, thread,
-/// busy/idle times), whether it has a parent, how many links.
+/// busy/idle times), whether it has a parent, how many links, its events (name and
+/// attributes, less code location and thread).
 pub fn shape(span: &SpanData) -> String {
     const ADDED: [&str; 5] = ["code.", "thread.", "busy_ns", "idle_ns", "target"];
     let mut attrs: Vec<String> = span
@@ -63,12 +65,27 @@ pub fn shape(span: &SpanData) -> String {
     } else {
         "other"
     };
+    let events: Vec<String> = span
+        .events
+        .iter()
+        .map(|e| {
+            let mut attrs: Vec<String> = e
+                .attributes
+                .iter()
+                .filter(|kv| !ADDED[..2].iter().any(|a| kv.key.as_str().starts_with(a)))
+                .map(|kv| format!("{}={}", kv.key, kv.value))
+                .collect();
+            attrs.sort();
+            format!("{}({})", e.name, attrs.join(" "))
+        })
+        .collect();
     format!(
-        "{} {kind} {status} parent={} links={} [{}]",
+        "{} {kind} {status} parent={} links={} [{}] events=[{}]",
         span.name,
         span.parent_span_id != opentelemetry::trace::SpanId::INVALID,
         span.links.len(),
-        attrs.join(", ")
+        attrs.join(", "),
+        events.join(", ")
     )
 }
 
