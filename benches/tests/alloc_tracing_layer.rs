@@ -1,6 +1,7 @@
 //! Allocations per request through `palisade-tracing-layer`'s server layer: none beyond
 //! the bare service without a subscriber, a bounded number with tracing-opentelemetry
-//! (unsampled and sampled); parsing a valid `traceparent` allocates nothing.
+//! (unsampled and sampled), fewer with the span made by the tracer directly; parsing a
+//! valid `traceparent` allocates nothing.
 
 use std::convert::Infallible;
 
@@ -67,7 +68,7 @@ where
     per_call
 }
 
-fn with_otel<T>(sampled: bool, f: impl FnOnce() -> T) -> T {
+fn with_otel<T>(sampled: bool, f: impl FnOnce(&SdkTracerProvider) -> T) -> T {
     let provider = SdkTracerProvider::builder()
         .with_sampler(if sampled {
             Sampler::AlwaysOn
@@ -78,7 +79,7 @@ fn with_otel<T>(sampled: bool, f: impl FnOnce() -> T) -> T {
         .build();
     let subscriber = tracing_subscriber::registry()
         .with(palisade_tracing_layer::otel_layer(provider.tracer("alloc")));
-    tracing::subscriber::with_default(subscriber, f)
+    tracing::subscriber::with_default(subscriber, || f(&provider))
 }
 
 #[test]
@@ -97,12 +98,21 @@ fn server_layer_allocations_per_request() {
     let layer = ServerTraceLayer::http().metrics(false);
     let untraced = per_call("tracing_layer, no subscriber", &mut layer.layer(bare()));
     assert_eq!(untraced, bare_allocs, "nothing extra without a subscriber");
-    let unsampled = with_otel(false, || {
+    let unsampled = with_otel(false, |_| {
         per_call("tracing_layer, unsampled", &mut layer.layer(bare()))
     });
-    let sampled = with_otel(true, || {
+    let sampled = with_otel(true, |_| {
         per_call("tracing_layer, sampled", &mut layer.layer(bare()))
+    });
+    // The SERVER span made with the tracer directly (`otel_tracer`).
+    let direct = with_otel(true, |provider| {
+        let layer = layer.clone().otel_tracer(provider.tracer("alloc"));
+        per_call(
+            "tracing_layer, sampled, otel_tracer",
+            &mut layer.layer(bare()),
+        )
     });
     assert!(unsampled - bare_allocs <= 13.0, "{unsampled}");
     assert!(sampled - bare_allocs <= 14.0, "{sampled}");
+    assert!(direct - bare_allocs <= 8.0, "{direct}");
 }
