@@ -81,6 +81,26 @@ static SAMPLING_HINT: AtomicU8 = AtomicU8::new(0);
 
 type SharedTracer = Arc<opentelemetry::global::BoxedTracer>;
 
+/// The tracer new server layers make their SERVER spans with, set by `Telemetry::init` for
+/// `PALISADE_SERVER_SPANS=otel` and cleared at its shutdown: read once per layer, when it
+/// is made, never per request.
+static DEFAULT_TRACER: std::sync::Mutex<Option<SharedTracer>> = std::sync::Mutex::new(None);
+
+/// Sets the tracer server layers made from now on use.
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+pub(crate) fn set_default_tracer(tracer: Option<opentelemetry::global::BoxedTracer>) {
+    *DEFAULT_TRACER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = tracer.map(Arc::new);
+}
+
+fn default_tracer() -> Option<SharedTracer> {
+    DEFAULT_TRACER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
 /// The ratio of root requests the sampler keeps, as `f64` bits, when the tracer provider
 /// takes its root trace ids from the layer (`telemetry::RootIdGenerator`); NaN: unknown.
 static ROOT_RATIO: AtomicU64 = AtomicU64::new(0x7FF8_0000_0000_0000);
@@ -201,7 +221,7 @@ impl ServerTraceLayer {
                 server_timing: false,
                 metrics: true,
                 instruments: Instruments::new(),
-                tracer: None,
+                tracer: default_tracer(),
             }),
         }
     }
@@ -250,8 +270,9 @@ impl ServerTraceLayer {
     /// `tracing` span that tracing-opentelemetry turns into one: the same span (name,
     /// kind, parent, links, attributes, events, status, end) for about half the cost of a
     /// sampled request (`benches/README.md`). Pass the tracer of the provider
-    /// tracing-opentelemetry uses: `provider.tracer("orders")` (with
-    /// [`Telemetry`](crate::Telemetry), `telemetry.tracer_provider()`).
+    /// tracing-opentelemetry uses: `provider.tracer("orders")`. With
+    /// [`Telemetry`](crate::Telemetry), `PALISADE_SERVER_SPANS=otel` does it for every
+    /// layer made after `Telemetry::init`.
     ///
     /// The handler runs with the span's OpenTelemetry context attached: its own `tracing`
     /// spans are children of the SERVER span (tracing-opentelemetry parents a span that
@@ -267,6 +288,15 @@ impl ServerTraceLayer {
     /// [`in_current_context`](crate::in_current_context): `in_current_span()` or
     /// `.instrument(Span::current())` carry only the current `tracing` span, and that
     /// work would start traces of its own. Hence not the default.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// use palisade_tracing_layer::ServerTraceLayer;
+    ///
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let layer = ServerTraceLayer::http().otel_tracer(provider.tracer("orders"));
+    /// # drop(layer);
+    /// ```
     pub fn otel_tracer<T>(mut self, tracer: T) -> Self
     where
         T: opentelemetry::trace::Tracer + Send + Sync + 'static,

@@ -11,6 +11,7 @@
 //! | `OTEL_SDK_DISABLED` | `true`: no spans are exported |
 //! | `RUST_LOG` | the log filter (default `info`) |
 //! | `PALISADE_LOG_FORMAT` | `text` (default) or `json` (one JSON object a line, with `trace_id` and `span_id`) |
+//! | `PALISADE_SERVER_SPANS` | `tracing` (default) or `otel`: server layers made after [`TelemetryBuilder::init`] make their SERVER spans with its tracer ([`ServerTraceLayer::otel_tracer`](crate::ServerTraceLayer::otel_tracer)) |
 //!
 //! A bad value is an error from [`TelemetryBuilder::init`] naming the variable, never a
 //! panic.
@@ -78,6 +79,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// How server layers make their SERVER spans (`PALISADE_SERVER_SPANS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerSpans {
+    /// As `tracing` spans, through tracing-opentelemetry (`tracing`, the default): text
+    /// log lines show the request's span and its fields.
+    Tracing,
+    /// With the tracer [`TelemetryBuilder::init`] installs (`otel`), for every server layer
+    /// made after it: about half the cost of a sampled request; see
+    /// [`ServerTraceLayer::otel_tracer`](crate::ServerTraceLayer::otel_tracer) for what
+    /// changes (spawn the handler's work with [`in_current_context`](crate::in_current_context)).
+    Otel,
+}
+
 /// The settings read from the `OTEL_*` variables.
 #[derive(Debug, Clone)]
 pub struct TelemetryConfig {
@@ -99,6 +113,8 @@ pub struct TelemetryConfig {
     pub filter: String,
     /// The log format.
     pub log_format: LogFormat,
+    /// How server layers make their SERVER spans.
+    pub server_spans: ServerSpans,
 }
 
 /// The tracer provider's id generator [`Telemetry::init`] installs, for a provider built
@@ -351,6 +367,16 @@ impl TelemetryConfig {
                 ));
             }
         };
+        let server_spans = match get("PALISADE_SERVER_SPANS").as_deref() {
+            None | Some("tracing") => ServerSpans::Tracing,
+            Some("otel") => ServerSpans::Otel,
+            Some(v) => {
+                return Err(err(
+                    "PALISADE_SERVER_SPANS",
+                    format!("{v:?} is not tracing or otel"),
+                ));
+            }
+        };
         let filter = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
         EnvFilter::try_new(&filter).map_err(|e| err("RUST_LOG", format!("{filter:?}: {e}")))?;
         Ok(Self {
@@ -363,6 +389,7 @@ impl TelemetryConfig {
             propagators,
             filter,
             log_format,
+            server_spans,
         })
     }
 }
@@ -586,6 +613,18 @@ impl TelemetryBuilder {
         if let Some(p) = &provider {
             opentelemetry::global::set_tracer_provider(p.clone());
         }
+        // `PALISADE_SERVER_SPANS=otel`: server layers made from now on make their SERVER
+        // spans with this tracer (the span events layer above keeps the handler's events).
+        crate::server::set_default_tracer(
+            provider
+                .as_ref()
+                .filter(|_| config.server_spans == ServerSpans::Otel)
+                .map(|p| {
+                    opentelemetry::global::BoxedTracer::new(Box::new(
+                        p.tracer(config.service_name.clone()),
+                    ))
+                }),
+        );
         let _ = crate::propagation::install(config.propagators.clone());
         #[cfg(feature = "metrics")]
         let metrics = if self.prometheus {
@@ -697,6 +736,7 @@ impl Telemetry {
         let Some(provider) = self.provider.take() else {
             return Ok(());
         };
+        crate::server::set_default_tracer(None);
         let timeout = self.timeout;
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
@@ -716,6 +756,7 @@ impl Telemetry {
         let Some(provider) = self.provider.take() else {
             return Ok(());
         };
+        crate::server::set_default_tracer(None);
         let timeout = self.timeout;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

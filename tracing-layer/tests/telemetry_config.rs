@@ -3,7 +3,7 @@
 
 use palisade_tracing_layer::propagators::Format;
 use palisade_tracing_layer::telemetry::{
-    LogFormat, ParentRoot, Protocol, SamplerConfig, TelemetryConfig,
+    LogFormat, ParentRoot, Protocol, SamplerConfig, ServerSpans, TelemetryConfig,
 };
 
 fn cfg(vars: &[(&str, &str)]) -> Result<TelemetryConfig, palisade_tracing_layer::TelemetryError> {
@@ -27,6 +27,7 @@ fn defaults_export_nothing() {
     );
     assert_eq!(c.filter, "info");
     assert_eq!(c.log_format, LogFormat::Text);
+    assert_eq!(c.server_spans, ServerSpans::Tracing);
 }
 
 #[test]
@@ -45,6 +46,7 @@ fn every_supported_value() {
         ),
         ("RUST_LOG", "debug,hyper=warn"),
         ("PALISADE_LOG_FORMAT", "json"),
+        ("PALISADE_SERVER_SPANS", "otel"),
     ])
     .unwrap();
     assert_eq!(c.service_name, "orders");
@@ -75,6 +77,13 @@ fn every_supported_value() {
         ]
     );
     assert_eq!(c.log_format, LogFormat::Json);
+    assert_eq!(c.server_spans, ServerSpans::Otel);
+    assert_eq!(
+        cfg(&[("PALISADE_SERVER_SPANS", "tracing")])
+            .unwrap()
+            .server_spans,
+        ServerSpans::Tracing
+    );
     for (s, expected) in [
         ("always_on", SamplerConfig::AlwaysOn),
         ("always_off", SamplerConfig::AlwaysOff),
@@ -109,6 +118,7 @@ fn bad_values_name_the_variable() {
         ("OTEL_RESOURCE_ATTRIBUTES", "novalue"),
         ("RUST_LOG", "=[{"),
         ("PALISADE_LOG_FORMAT", "xml"),
+        ("PALISADE_SERVER_SPANS", "fast"),
     ] {
         let e = cfg(&[(k, v)]).unwrap_err();
         assert!(k.starts_with(e.field) || e.field == k, "{k}: {e}");

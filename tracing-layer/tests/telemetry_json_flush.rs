@@ -1,6 +1,6 @@
 //! Telemetry init on a current-thread runtime: JSON log lines carry the trace id of the
 //! request being served, and shutdown flushes every span within the timeout. The server
-//! layer makes its SERVER span with the tracer directly (`otel_tracer`): the log line's
+//! layer makes its SERVER span with the tracer directly (`PALISADE_SERVER_SPANS=otel`): the log line's
 //! span id is the SERVER span's, and the handler's event is an event of that span (the
 //! span events layer `Telemetry` installs).
 #![cfg(feature = "otlp")]
@@ -9,7 +9,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::TracerProvider as _;
 use palisade_tracing_layer::telemetry::LogFormat;
 use palisade_tracing_layer::{ServerTraceLayer, Telemetry};
 use support::{Buf, Keep};
@@ -21,7 +20,10 @@ async fn json_logs_carry_trace_id_and_shutdown_flushes() {
     let buf = Buf::default();
     let w = buf.clone();
     let telemetry = Telemetry::builder("json-test")
-        .vars([("RUST_LOG".to_owned(), "info".to_owned())])
+        .vars([
+            ("RUST_LOG".to_owned(), "info".to_owned()),
+            ("PALISADE_SERVER_SPANS".to_owned(), "otel".to_owned()),
+        ])
         .span_exporter(exporter.clone())
         .log_format(LogFormat::Json)
         .log_writer(move || w.clone())
@@ -31,9 +33,9 @@ async fn json_logs_carry_trace_id_and_shutdown_flushes() {
         .unwrap();
     assert!(telemetry.exporting());
 
-    let tracer = telemetry.tracer_provider().unwrap().tracer("json-test");
+    // Made after the init: its SERVER spans are made with the tracer.
     let svc = ServiceBuilder::new()
-        .layer(ServerTraceLayer::http().otel_tracer(tracer))
+        .layer(ServerTraceLayer::http())
         .service_fn(|_req: http::Request<()>| async {
             // No `tracing` span: the SERVER span is made with the tracer.
             assert!(tracing::Span::current().is_disabled());
@@ -70,6 +72,14 @@ async fn json_logs_carry_trace_id_and_shutdown_flushes() {
     );
     let started = Instant::now();
     telemetry.shutdown_async().await.unwrap();
+    // After the shutdown, new layers make `tracing` spans again.
+    let after = ServiceBuilder::new()
+        .layer(ServerTraceLayer::http())
+        .service_fn(|_req: http::Request<()>| async {
+            assert!(!tracing::Span::current().is_disabled());
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        });
+    drop(after.oneshot(http::Request::new(())).await.unwrap());
     assert!(started.elapsed() < Duration::from_secs(4));
     let spans = exporter.0.lock().unwrap();
     assert_eq!(spans.len(), 50);

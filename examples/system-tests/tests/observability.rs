@@ -16,9 +16,13 @@ async fn metrics_are_scraped_and_spans_exported() {
     let Some(rotel) = Rotel::start(TEST).await else {
         return;
     };
+    // JSON logs and SERVER spans made with the tracer directly, as a production
+    // deployment may run them; the other system tests keep text logs and `tracing` spans.
     let mut system = System::start(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", rotel.grpc_endpoint.clone()),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+        ("PALISADE_LOG_FORMAT", "json".into()),
+        ("PALISADE_SERVER_SPANS", "otel".into()),
     ])
     .await;
     let Some(prometheus) = Prometheus::start(
@@ -160,6 +164,9 @@ async fn metrics_are_scraped_and_spans_exported() {
     );
     for root in servers {
         assert_eq!(root.name, "POST /orders");
+        // Made with the tracer (`PALISADE_SERVER_SPANS=otel`), not through
+        // tracing-opentelemetry, which adds the code location.
+        assert_eq!(root.attr_str("code.file.path"), None, "{root:?}");
         assert_eq!(
             root.parent_span_id, "",
             "the order request starts the trace"
