@@ -3,7 +3,9 @@
 #
 #   1. server: bare axum "hello" vs the same with the full server stack
 #      (Health -> ServerTrace + metrics, spans batch-exported), every trace sampled, and
-#      1 % of them sampled (LOAD_SAMPLE_RATIO=0.01: a production-like ratio);
+#      1 % of them sampled (LOAD_SAMPLE_RATIO=0.01: a production-like ratio), and every
+#      trace sampled with the SERVER span made by the tracer directly (LOAD_SERVER_SPANS=otel:
+#      `ServerTraceLayer::otel_tracer`);
 #   2. front -> upstream: a front service making one HTTP call per request to an upstream
 #      service (the order -> inventory shape), bare vs the full client stack
 #      (Retry -> CircuitBreaker -> ClientTrace -> Timeout) plus the full server stack on both.
@@ -147,6 +149,7 @@ for round in $(seq 1 "$ROUNDS"); do
   a=$(start server-bare server-bare); run server_bare "http://$a/hello"; stop_all
   a=$(start server-full server-full); run server_full "http://$a/hello"; stop_all
   a=$(LOAD_SAMPLE_RATIO=0.01 start server-full server-full); run server_full_1pct "http://$a/hello"; stop_all
+  a=$(LOAD_SERVER_SPANS=otel start server-full server-full); run server_full_otel "http://$a/hello"; stop_all
 
   echo "--- round $round/$ROUNDS: front -> upstream, bare vs full stacks" >&2
   up=$(start upstream-bare server-bare); a=$(start front-bare front-bare "$up")
@@ -175,18 +178,20 @@ names = {
     "server_bare": "axum hello, bare",
     "server_full": "axum hello, full server stack",
     "server_full_1pct": "axum hello, full stack, 1 % sampled",
+    "server_full_otel": "axum hello, full stack, otel_tracer",
     "front_bare": "front -> upstream, bare",
     "front_full": "front -> upstream, full stacks",
     "orders_bare": "POST /orders, no middleware",
     "orders_full": "POST /orders, every layer",
 }
-for bare, *fulls in (("server_bare", "server_full", "server_full_1pct"), ("front_bare", "front_full"), ("orders_bare", "orders_full")):
+for bare, *fulls in (("server_bare", "server_full", "server_full_1pct", "server_full_otel"), ("front_bare", "front_full"), ("orders_bare", "orders_full")):
     b = med[bare]
     for k in (bare, *fulls):
         r = med[k]
         print(f"| {names[k]:<36} | {r[0]:>9.0f} | {r[1]:>7.3f} | {r[2]:>7.3f} | {r[0]/b[0]:>12.2f}x | {r[2]/b[2]:>10.2f}x |")
 print()
-for k, what in (("server_full", "every trace sampled"), ("server_full_1pct", "1 % sampled")):
+for k, what in (("server_full", "every trace sampled"), ("server_full_1pct", "1 % sampled"),
+                ("server_full_otel", "every trace sampled, otel_tracer")):
     s = med[k][0] / med["server_bare"][0]
     p = med[k][2] / med["server_bare"][2]
     print(f"full server stack, {what}: {s:.2f}x bare throughput (target >= 0.90: {'met' if s >= 0.9 else 'NOT met'}), "

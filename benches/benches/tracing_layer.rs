@@ -160,7 +160,8 @@ fn bench(c: &mut Criterion) {
         };
         let subscriber = tracing_subscriber::registry()
             .with(tracing_subscriber::filter::LevelFilter::TRACE)
-            .with(palisade_tracing_layer::otel_layer(provider.tracer("bench")));
+            .with(palisade_tracing_layer::otel_layer(provider.tracer("bench")))
+            .with(palisade_tracing_layer::span_events_layer());
         let _guard = tracing::subscriber::set_default(subscriber);
         let mut g = c.benchmark_group(format!("tracing_layer/{group}"));
         for (name, app) in apps(provider.tracer("bench")) {

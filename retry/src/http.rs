@@ -132,7 +132,8 @@ pub struct HttpSaved<B> {
     body: SavedBody<B>,
 }
 
-/// The request's parts, copied for a replay. An empty header map is not copied (nor dropped).
+/// The request's parts, copied for a replay. An empty header map is kept as `None` (a
+/// replay starts with an empty map): nothing to clone or drop on the success path.
 #[derive(Debug)]
 struct SavedParts {
     method: Method,

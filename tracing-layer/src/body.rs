@@ -36,7 +36,8 @@ pub(crate) struct Finish {
     /// The call's `tracing` span; `Span::none()` when `cx` is set.
     pub(crate) span: Span,
     /// Instead of a `tracing` span, the context a server call runs in: with the SERVER span
-    /// made by the layer's tracer (`record`), or an unsampled call's (no span at all).
+    /// made by the layer's tracer (`record` if its sampler records it), or an unsampled
+    /// call's (no span at all, `record` false).
     pub(crate) cx: Option<opentelemetry::Context>,
     pub(crate) side: Side,
     pub(crate) protocol: Protocol,
@@ -58,7 +59,8 @@ pub(crate) struct Finish {
 /// An attribute value for either kind of span.
 enum Attr<'a> {
     Int(i64),
-    Str(&'a str),
+    /// Cloned only for an OpenTelemetry span (a `&'static str` without allocating).
+    Str(&'a Cow<'static, str>),
 }
 
 /// The call's span entered, or its context attached, while the guard lives.
@@ -92,12 +94,12 @@ impl Finish {
         if let Some(cx) = &self.cx {
             cx.span().set_attribute(match value {
                 Attr::Int(v) => opentelemetry::KeyValue::new(key, v),
-                Attr::Str(v) => opentelemetry::KeyValue::new(key, v.to_owned()),
+                Attr::Str(v) => opentelemetry::KeyValue::new(key, v.clone()),
             });
         } else if !self.span.is_disabled() {
             match value {
                 Attr::Int(v) => self.span.record(key, v),
-                Attr::Str(v) => self.span.record(key, v),
+                Attr::Str(v) => self.span.record(key, v.as_ref()),
             };
         }
     }
@@ -150,7 +152,7 @@ impl Finish {
                 };
                 self.grpc = code;
                 if let Some(c) = code {
-                    self.set("rpc.status_code", Attr::Str(c.name()));
+                    self.set("rpc.status_code", Attr::Str(&Cow::Borrowed(c.name())));
                     let err = match self.side {
                         Side::Server => c.is_server_error(),
                         Side::Client => c.0 != 0,

@@ -10,8 +10,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 /// The current OpenTelemetry context (for
 /// [`propagation::inject_map`](crate::propagation::inject_map) on message headers): the
 /// one attached to this thread (tracing-opentelemetry attaches an entered span's; the
-/// server layer attaches an unsampled request's, which has no span), else the current
-/// `tracing` span's.
+/// server layer attaches an unsampled request's, which has no span, and that of a SERVER
+/// span made with its tracer), else the current `tracing` span's.
 pub fn current_context() -> opentelemetry::Context {
     let cx = opentelemetry::Context::current();
     if cx.span().span_context().is_valid() {
@@ -63,15 +63,22 @@ where
 }
 
 /// A `tracing` layer that records each event emitted outside any `tracing` span, while a
-/// recording OpenTelemetry span is attached to the thread, as an event of that span (as
-/// tracing-opentelemetry does for an event inside a span): the handler's log events stay
-/// on a SERVER span made by [`ServerTraceLayer::otel_tracer`](crate::ServerTraceLayer::otel_tracer),
-/// which is not a `tracing` span. [`Telemetry`](crate::telemetry) installs it next to the
+/// recording OpenTelemetry span is attached to the thread, as an event of that span, the
+/// way tracing-opentelemetry records an event inside a span: the handler's log events stay
+/// on a SERVER span made by
+/// [`ServerTraceLayer::otel_tracer`](crate::ServerTraceLayer::otel_tracer), which is not a
+/// `tracing` span. [`Telemetry`](crate::telemetry) installs it next to the
 /// tracing-opentelemetry layer; add it yourself to a subscriber built by hand.
 ///
-/// The event is named by its message (else by its callsite's name) and carries `level`,
-/// `target` and its other fields. Events of the OpenTelemetry crates themselves are never
-/// recorded.
+/// As tracing-opentelemetry (0.34, default settings) does: the event is named by its
+/// message (else by its callsite's name) and carries `level`, `target`, its code location
+/// (`code.file.path`, `code.module.name`, `code.line.number`) and its other fields; an
+/// `ERROR` event sets the span's status to Error; an `error` field on an event without a
+/// message makes an `exception` event with `exception.message`, and the span's status
+/// that message; an error value (`&dyn Error`) adds `exception.message` and
+/// `exception.stacktrace` (its source chain) to the event and to the span. Events whose
+/// target starts with `opentelemetry` (the SDK's own logs) and events emitted while one is
+/// being recorded on this thread are skipped.
 ///
 /// ```
 /// use opentelemetry::trace::TracerProvider as _;
@@ -93,6 +100,12 @@ pub struct SpanEventsLayer {
     _private: (),
 }
 
+thread_local! {
+    /// Set while this thread records an event (the fields' `Debug` and `Display` code
+    /// runs then, and may log): those events are not recorded.
+    static RECORDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 impl<S> tracing_subscriber::Layer<S> for SpanEventsLayer
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
@@ -103,31 +116,59 @@ where
             return;
         }
         let meta = event.metadata();
-        if meta.target().starts_with("opentelemetry") {
+        if meta.target().starts_with("opentelemetry") || RECORDING.with(std::cell::Cell::get) {
             return;
         }
-        opentelemetry::Context::map_current(|cx| {
-            if !cx.has_active_span() {
-                return;
-            }
-            let span = cx.span();
-            if !span.is_recording() {
-                return;
-            }
-            let mut fields = EventFields {
-                name: None,
-                attributes: vec![
-                    opentelemetry::KeyValue::new("level", meta.level().as_str()),
-                    opentelemetry::KeyValue::new("target", meta.target().to_owned()),
-                ],
-            };
-            event.record(&mut fields);
-            let name = fields.name.map_or(
-                std::borrow::Cow::Borrowed(meta.name()),
-                std::borrow::Cow::Owned,
-            );
-            span.add_event(name, fields.attributes);
-        });
+        // Taken out of the thread's context first: the fields' code may attach another.
+        let Some(cx) =
+            opentelemetry::Context::map_current(|cx| cx.has_active_span().then(|| cx.clone()))
+        else {
+            return;
+        };
+        let span = cx.span();
+        if !span.is_recording() {
+            return;
+        }
+        RECORDING.with(|r| r.set(true));
+        let mut fields = EventFields {
+            name: None,
+            attributes: Vec::with_capacity(8),
+            status: None,
+            span_attributes: Vec::new(),
+        };
+        event.record(&mut fields);
+        RECORDING.with(|r| r.set(false));
+        let mut attributes = vec![
+            opentelemetry::KeyValue::new("level", meta.level().as_str()),
+            opentelemetry::KeyValue::new("target", meta.target().to_owned()),
+        ];
+        attributes.append(&mut fields.attributes);
+        if let Some(file) = meta.file() {
+            attributes.push(opentelemetry::KeyValue::new("code.file.path", file));
+        }
+        if let Some(module) = meta.module_path() {
+            attributes.push(opentelemetry::KeyValue::new("code.module.name", module));
+        }
+        if let Some(line) = meta.line() {
+            attributes.push(opentelemetry::KeyValue::new(
+                "code.line.number",
+                i64::from(line),
+            ));
+        }
+        if *meta.level() == tracing::Level::ERROR {
+            span.set_status(opentelemetry::trace::Status::error(""));
+        }
+        if let Some(status) = fields.status {
+            span.set_status(status);
+        }
+        if !fields.span_attributes.is_empty() {
+            span.set_attributes(fields.span_attributes);
+        }
+        let name = fields.name.map_or(
+            std::borrow::Cow::Borrowed(meta.name()),
+            std::borrow::Cow::Owned,
+        );
+        span.add_event(name, attributes);
     }
 }
 
@@ -135,6 +176,10 @@ where
 struct EventFields {
     name: Option<String>,
     attributes: Vec<opentelemetry::KeyValue>,
+    /// The span's status, from an `error` field.
+    status: Option<opentelemetry::trace::Status>,
+    /// Attributes for the span itself, from an error value.
+    span_attributes: Vec<opentelemetry::KeyValue>,
 }
 
 impl EventFields {
@@ -142,33 +187,44 @@ impl EventFields {
         self.attributes
             .push(opentelemetry::KeyValue::new(field.name(), value));
     }
+
+    /// A string value: the message names the event; an `error` field of an event with no
+    /// message (yet) makes it an `exception`.
+    fn text(&mut self, field: &tracing::field::Field, text: String, debug: String) {
+        match field.name() {
+            "message" => self.name = Some(text),
+            "error" if self.name.is_none() => {
+                self.status = Some(opentelemetry::trace::Status::error(debug.clone()));
+                self.name = Some("exception".to_owned());
+                self.attributes
+                    .push(opentelemetry::KeyValue::new("exception.message", debug));
+            }
+            _ => self.push(field, text.into()),
+        }
+    }
 }
 
 impl tracing::field::Visit for EventFields {
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
         let text = format!("{value:?}");
-        if field.name() == "message" {
-            self.name = Some(text);
-        } else {
-            self.push(field, text.into());
-        }
+        self.text(field, text.clone(), text);
     }
 
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "message" {
-            self.name = Some(value.to_owned());
-        } else {
-            self.push(field, value.to_owned().into());
-        }
+        self.text(field, value.to_owned(), format!("{value:?}"));
     }
 
     fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
-        self.push(field, value.into());
+        if field.name() == "message" {
+            self.name = Some(value.to_string());
+        } else {
+            self.push(field, value.into());
+        }
     }
 
     fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
         match i64::try_from(value) {
-            Ok(v) => self.push(field, v.into()),
+            Ok(v) => self.record_i64(field, v),
             Err(_) => self.push(field, value.to_string().into()),
         }
     }
@@ -179,5 +235,34 @@ impl tracing::field::Visit for EventFields {
 
     fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
         self.push(field, value.into());
+    }
+
+    fn record_error(
+        &mut self,
+        field: &tracing::field::Field,
+        value: &(dyn std::error::Error + 'static),
+    ) {
+        let mut chain: Vec<opentelemetry::StringValue> = Vec::new();
+        let mut next = value.source();
+        while let Some(e) = next {
+            chain.push(e.to_string().into());
+            next = e.source();
+        }
+        let message = value.to_string();
+        for target in [&mut self.attributes, &mut self.span_attributes] {
+            target.push(opentelemetry::KeyValue::new(
+                "exception.message",
+                message.clone(),
+            ));
+            target.push(opentelemetry::KeyValue::new(
+                "exception.stacktrace",
+                opentelemetry::Value::Array(chain.clone().into()),
+            ));
+        }
+        self.push(field, message.into());
+        self.attributes.push(opentelemetry::KeyValue::new(
+            format!("{}.chain", field.name()),
+            opentelemetry::Value::Array(chain.into()),
+        ));
     }
 }

@@ -182,9 +182,11 @@ struct Config {
 /// A SERVER span per request (HTTP with axum, or gRPC with tonic), following the
 /// OpenTelemetry semantic conventions; RED metrics with feature `metrics`.
 ///
-/// The span is the parent of every `tracing` span and event of the handler, ends when
-/// the response body ends, and its parent is the context propagated by the client
-/// (W3C `traceparent`/`tracestate`/`baggage`, or the propagator installed with
+/// The span is the parent of every `tracing` span and event of the handler (for a span
+/// made with [`otel_tracer`](Self::otel_tracer), events outside the handler's own spans
+/// through [`span_events_layer`](crate::span_events_layer)), ends when the response body
+/// ends, and its parent is the context propagated by the client (W3C
+/// `traceparent`/`tracestate`/`baggage`, or the propagator installed with
 /// [`propagation::install`]).
 ///
 /// For axum, apply it with `Router::route_layer` so that `http.route` (axum's
@@ -195,14 +197,17 @@ pub struct ServerTraceLayer {
 }
 
 impl ServerTraceLayer {
-    /// A layer for HTTP servers (axum, hyper).
+    /// A layer for HTTP servers (axum, hyper). Its SERVER spans are `tracing` spans, or,
+    /// after [`Telemetry::init`](crate::Telemetry::init) with `PALISADE_SERVER_SPANS=otel`,
+    /// made with that tracer ([`otel_tracer`](Self::otel_tracer),
+    /// [`tracing_spans`](Self::tracing_spans)).
     pub fn http() -> Self {
         Self::with(Protocol::Http)
     }
 
     /// A layer for tonic servers (`Server::builder().layer(..)`); the status is read
     /// from the `grpc-status` of the headers or of the trailers. `grpc.health.v1` calls
-    /// get no span by default.
+    /// get no span by default. Its SERVER spans are made as [`http`](Self::http)'s.
     pub fn grpc() -> Self {
         let mut s = Self::with(Protocol::Grpc);
         Arc::make_mut(&mut s.config)
@@ -287,7 +292,9 @@ impl ServerTraceLayer {
     /// `request{..}` prefix, and work the handler spawns must carry the context with
     /// [`in_current_context`](crate::in_current_context): `in_current_span()` or
     /// `.instrument(Span::current())` carry only the current `tracing` span, and that
-    /// work would start traces of its own. Hence not the default.
+    /// work would start traces of its own; and `tracing::Span::current().record(..)` in
+    /// the handler does not reach the SERVER span (set attributes with
+    /// `current_context().span().set_attribute(..)`). Hence not the default.
     ///
     /// ```
     /// use opentelemetry::trace::TracerProvider as _;
@@ -305,6 +312,14 @@ impl ServerTraceLayer {
         Arc::make_mut(&mut self.config).tracer = Some(Arc::new(
             opentelemetry::global::BoxedTracer::new(Box::new(tracer)),
         ));
+        self
+    }
+
+    /// Makes each SERVER span a `tracing` span through tracing-opentelemetry (the default),
+    /// also after [`Telemetry::init`](crate::Telemetry::init) with
+    /// `PALISADE_SERVER_SPANS=otel`: undoes [`otel_tracer`](Self::otel_tracer).
+    pub fn tracing_spans(mut self) -> Self {
+        Arc::make_mut(&mut self.config).tracer = None;
         self
     }
 }
@@ -519,7 +534,9 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
     // named and attributed once the sampler has recorded it.
     let deferred = trace_id_only && !recorded;
     if let Some(tracer) = &config.tracer {
-        return direct_span(config, tracer, &described, early, root_trace, deferred);
+        return direct_span(
+            config, tracer, &described, early, root_trace, deferred, metrics,
+        );
     }
     // The route and RPC method name the span and label the metrics: not needed otherwise
     // (a deferred span gets them once it is known to record).
@@ -604,24 +621,31 @@ fn direct_span<B>(
     early: Option<opentelemetry::Context>,
     root_trace: Option<opentelemetry::trace::TraceId>,
     deferred: bool,
+    metrics: bool,
 ) -> Finish {
     use opentelemetry::trace::{Link, SpanBuilder, SpanKind, Tracer as _};
     let req = described.req;
     let remote = early.unwrap_or_else(|| propagation::extract_request(req.headers()));
     let sc = remote.span().span_context().clone();
-    let (route, rpc_method) = names(config.protocol, req, described.path);
-    let name = SpanName {
-        method: described.method,
-        route: route.as_deref(),
-        rpc: rpc_method.as_deref(),
+    // A span whose sampling only the sampler can tell starts lean (a static name, no
+    // attributes) and is named and attributed once recorded.
+    let (mut route, mut rpc_method) = if metrics || !deferred {
+        names(config.protocol, req, described.path)
+    } else {
+        (None, None)
+    };
+    let mut builder = if deferred {
+        SpanBuilder::from_name(described.method.unwrap_or("HTTP"))
+    } else {
+        let name = SpanName {
+            method: described.method,
+            route: route.as_deref(),
+            rpc: rpc_method.as_deref(),
+        };
+        SpanBuilder::from_name(name.to_string())
+            .with_attributes(described.attributes(route.as_deref(), rpc_method.as_deref()))
     }
-    .to_string();
-    let mut builder = SpanBuilder::from_name(name).with_kind(SpanKind::Server);
-    // A span whose sampling only the sampler can tell gets its attributes once recorded.
-    if !deferred {
-        builder =
-            builder.with_attributes(described.attributes(route.as_deref(), rpc_method.as_deref()));
-    }
+    .with_kind(SpanKind::Server);
     let parent = if config.trust_remote {
         if sc.is_valid() || !remote.baggage().is_empty() {
             remote
@@ -641,8 +665,19 @@ fn direct_span<B>(
     let record = opentelemetry::trace::Span::is_recording(&span);
     let cx = parent.with_span(span);
     if deferred && record {
-        cx.span()
-            .set_attributes(described.attributes(route.as_deref(), rpc_method.as_deref()));
+        if !metrics {
+            (route, rpc_method) = names(config.protocol, req, described.path);
+        }
+        let otel = cx.span();
+        otel.update_name(
+            SpanName {
+                method: described.method,
+                route: route.as_deref(),
+                rpc: rpc_method.as_deref(),
+            }
+            .to_string(),
+        );
+        otel.set_attributes(described.attributes(route.as_deref(), rpc_method.as_deref()));
     }
     finish(
         config,

@@ -94,6 +94,7 @@ pub enum ServerSpans {
 
 /// The settings read from the `OTEL_*` variables.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TelemetryConfig {
     /// `service.name`.
     pub service_name: String,

@@ -30,8 +30,23 @@ fn layer(base: ServerTraceLayer, tracer: Option<&SdkTracer>) -> ServerTraceLayer
 /// An HTTP call answered with `status`; the handler opens a `tracing` span of its own.
 async fn http_call(req: Request<String>, status: u16, layer: ServerTraceLayer) -> Response<String> {
     let handler = move |_req: Request<String>| async move {
-        // An event of the SERVER span itself (with the tracer: through span_events_layer).
+        // Events of the SERVER span itself (with the tracer: through span_events_layer).
         tracing::info!(order = 7, "handling");
+        if status == 404 {
+            // What tracing-opentelemetry makes of errors: an ERROR event sets the status;
+            // an `error` field without a message is an exception; an error value adds
+            // `exception.*` to the event and to the span.
+            let e = WriteFailed(std::io::Error::other("disk full"));
+            tracing::warn!(cause = &e as &(dyn std::error::Error + 'static), "retrying");
+            tracing::error!(error = "short of stock");
+            tracing::error!(
+                code = 3_u64,
+                big = u64::MAX,
+                ratio = 0.5,
+                ok = true,
+                "failed"
+            );
+        }
         let db = tracing::info_span!("db.query");
         db.in_scope(|| tracing::info!("querying"));
         let mut res = Response::new(String::from("body"));
@@ -47,6 +62,22 @@ async fn http_call(req: Request<String>, status: u16, layer: ServerTraceLayer) -
     let (parts, body) = res.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
     Response::from_parts(parts, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// An error with a source, for the event's `exception.stacktrace` (its source chain).
+#[derive(Debug)]
+struct WriteFailed(std::io::Error);
+
+impl std::fmt::Display for WriteFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("write failed")
+    }
+}
+
+impl std::error::Error for WriteFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }
 
 #[cfg(feature = "axum")]
@@ -157,6 +188,114 @@ async fn server_spans_made_with_the_tracer() {
     the_tracer_makes_the_same_span().await;
     the_span_ends_with_the_body_and_a_cancelled_call_still_ends_it().await;
     spawned_work_keeps_the_span_as_parent().await;
+    baggage_dropped_spans_and_the_opt_out().await;
+    #[cfg(feature = "otlp")]
+    ratio_decided_roots_keep_their_trace_id().await;
+}
+
+/// What the handler sees: its context's trace id, sampled flag and `k` baggage member,
+/// and whether it runs in a `tracing` span.
+async fn seen_by_handler(layer: ServerTraceLayer, req: Request<String>) -> String {
+    use opentelemetry::baggage::BaggageExt as _;
+    let svc = ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(|_req: Request<String>| {
+            let cx = current_context();
+            let seen = format!(
+                "{} {} {:?} {}",
+                cx.span().span_context().trace_id(),
+                cx.span().span_context().is_sampled(),
+                cx.baggage().get("k").map(|v| v.to_string()),
+                !tracing::Span::current().is_disabled(),
+            );
+            async move { Ok::<_, Infallible>(Response::new(seen)) }
+        });
+    let res = svc.oneshot(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+async fn baggage_dropped_spans_and_the_opt_out() {
+    let get = |baggage: bool| {
+        let mut b = Request::get("/orders");
+        if baggage {
+            b = b.header("baggage", "k=v");
+        }
+        b.body(String::new()).unwrap()
+    };
+    // Baggage reaches the handler from a trusted caller only (edge mode drops it).
+    {
+        let otel = support::otel();
+        let tracer = otel.provider.tracer("test");
+        let direct = || ServerTraceLayer::http().otel_tracer(tracer.clone());
+        let seen = seen_by_handler(direct(), get(true)).await;
+        assert!(seen.ends_with(" true Some(\"v\") false"), "{seen}");
+        let seen = seen_by_handler(direct().trust_remote(false), get(true)).await;
+        assert!(seen.ends_with(" true None false"), "{seen}");
+        // `tracing_spans()` undoes `otel_tracer`: the request has its `tracing` span.
+        let seen = seen_by_handler(direct().tracing_spans(), get(false)).await;
+        assert!(seen.ends_with(" true None true"), "{seen}");
+        assert_eq!(otel.spans().len(), 3);
+    }
+    // Only the sampler can tell (no ratio announced) and it drops every root: the lean
+    // span is not recorded, nothing is exported, the handler still has its trace.
+    {
+        let otel = support::otel_with(opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(0.0));
+        let tracer = otel.provider.tracer("test");
+        set_sampling_hint(SamplingHint::TraceIdOnly);
+        let seen = seen_by_handler(ServerTraceLayer::http().otel_tracer(tracer), get(false)).await;
+        set_sampling_hint(SamplingHint::Unknown);
+        let (trace, rest) = seen.split_once(' ').unwrap();
+        assert_ne!(trace, "00000000000000000000000000000000");
+        assert_eq!(rest, "false None false");
+        assert!(otel.spans().is_empty(), "{:?}", otel.spans());
+    }
+}
+
+/// With the root ratio announced, the layer decides each root on a trace id it draws; the
+/// span made with the tracer must start with that id (handed to `RootIdGenerator`), so
+/// the SDK's sampler keeps exactly the roots the layer kept.
+#[cfg(feature = "otlp")]
+async fn ratio_decided_roots_keep_their_trace_id() {
+    use palisade_tracing_layer::telemetry::RootIdGenerator;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_id_generator(RootIdGenerator::default())
+        .with_sampler(opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(0.5))
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    set_sampling_hint(SamplingHint::TraceIdOnly);
+    RootIdGenerator::set_root_ratio(Some(0.5));
+    let layer = ServerTraceLayer::http().otel_tracer(provider.tracer("test"));
+    let mut kept = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let req = Request::get("/orders").body(String::new()).unwrap();
+        let seen = seen_by_handler(layer.clone(), req).await;
+        let mut parts = seen.split(' ');
+        let (trace, sampled) = (parts.next().unwrap(), parts.next().unwrap());
+        assert_ne!(trace, "00000000000000000000000000000000");
+        if sampled == "true" {
+            kept.insert(trace.to_owned());
+        }
+    }
+    RootIdGenerator::set_root_ratio(None);
+    set_sampling_hint(SamplingHint::Unknown);
+    // 200 draws at 0.5: within 6 standard deviations (about 7 each) of 100.
+    assert!((58..=142).contains(&kept.len()), "{}", kept.len());
+    let exported: std::collections::BTreeSet<String> = exporter
+        .get_finished_spans()
+        .unwrap()
+        .iter()
+        .map(|s| s.span_context.trace_id().to_string())
+        .collect();
+    assert_eq!(
+        exported, kept,
+        "the SDK kept exactly the roots the layer kept"
+    );
 }
 
 /// Work the handler spawns with `in_current_context` is a child of the SERVER span.
@@ -216,7 +355,13 @@ async fn the_tracer_makes_the_same_span() {
             "inventory.v1.Inventory/Reserve server error",
             "rpc.status_code=INTERNAL",
             "rpc.status_code=OK",
-            "events=[handling(level=INFO order=7 target=otel_tracer)]",
+            "handling(code.file.path=tracing-layer/tests/otel_tracer.rs",
+            "exception(code.file.path",
+            "exception.message=\"short of stock\"",
+            "exception.message=write failed, exception.stacktrace=[\"disk full\"]",
+            "retrying(cause.chain=[\"disk full\"] cause=write failed",
+            "big=18446744073709551615",
+            "HTTP server error(\"short of stock\")",
         ] {
             assert!(
                 joined.contains(expected),

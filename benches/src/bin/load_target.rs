@@ -66,7 +66,8 @@ fn telemetry() -> (SdkTracerProvider, Router) {
         .build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::filter::LevelFilter::INFO)
-        .with(palisade_tracing_layer::otel_layer(provider.tracer("load")));
+        .with(palisade_tracing_layer::otel_layer(provider.tracer("load")))
+        .with(palisade_tracing_layer::span_events_layer());
     tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
     // What the telemetry init tells the layers about its samplers.
     palisade_tracing_layer::set_sampling_hint(
@@ -150,11 +151,14 @@ async fn main() -> std::process::ExitCode {
     let mut _provider = None;
     let app = if full {
         let (provider, metrics) = telemetry();
-        _provider = Some(provider);
         let health = HealthRegistry::builder().build().expect("valid registry");
-        app.route_layer(ServerTraceLayer::http())
-            .merge(metrics)
-            .layer(health.layer())
+        // LOAD_SERVER_SPANS=otel: the SERVER span made with the tracer directly.
+        let layer = match std::env::var("LOAD_SERVER_SPANS").as_deref() {
+            Ok("otel") => ServerTraceLayer::http().otel_tracer(provider.tracer("load")),
+            _ => ServerTraceLayer::http(),
+        };
+        _provider = Some(provider);
+        app.route_layer(layer).merge(metrics).layer(health.layer())
     } else {
         app
     };

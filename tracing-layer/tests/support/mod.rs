@@ -45,7 +45,7 @@ impl Otel {
 /// What a span is, without its ids and clocks: name, kind, status, sorted attributes
 /// (less those the test subscriber's tracing-opentelemetry adds: code location, thread,
 /// busy/idle times), whether it has a parent, how many links, its events (name and
-/// attributes, less code location and thread).
+/// attributes, less the thread).
 pub fn shape(span: &SpanData) -> String {
     const ADDED: [&str; 5] = ["code.", "thread.", "busy_ns", "idle_ns", "target"];
     let mut attrs: Vec<String> = span
@@ -56,9 +56,12 @@ pub fn shape(span: &SpanData) -> String {
         .collect();
     attrs.sort();
     let status = match &span.status {
-        opentelemetry::trace::Status::Unset => "unset",
-        opentelemetry::trace::Status::Ok => "ok",
-        opentelemetry::trace::Status::Error { .. } => "error",
+        opentelemetry::trace::Status::Unset => "unset".to_owned(),
+        opentelemetry::trace::Status::Ok => "ok".to_owned(),
+        opentelemetry::trace::Status::Error { description } if description.is_empty() => {
+            "error".to_owned()
+        }
+        opentelemetry::trace::Status::Error { description } => format!("error({description})"),
     };
     let kind = if span.span_kind == opentelemetry::trace::SpanKind::Server {
         "server"
@@ -72,7 +75,7 @@ pub fn shape(span: &SpanData) -> String {
             let mut attrs: Vec<String> = e
                 .attributes
                 .iter()
-                .filter(|kv| !ADDED[..2].iter().any(|a| kv.key.as_str().starts_with(a)))
+                .filter(|kv| !kv.key.as_str().starts_with("thread."))
                 .map(|kv| format!("{}={}", kv.key, kv.value))
                 .collect();
             attrs.sort();
