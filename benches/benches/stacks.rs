@@ -8,7 +8,9 @@
 //!   paths answered by the health layer, a SERVER span and the `http.server.*` metrics into
 //!   a real Prometheus recorder) around an axum router, against the bare router. One
 //!   `GET /orders/42` with a `traceparent` per iteration (the sampled variant's parent is
-//!   sampled, the unsampled one's is not; the provider is parent-based, as in production).
+//!   sampled, the unsampled one's is not; the provider is parent-based, as in production);
+//!   `palisade_full_server_stack_otel_tracer` makes its SERVER span with the tracer
+//!   directly (`ServerTraceLayer::otel_tracer`).
 //!
 //! A current-thread tokio runtime drives both sides (the timeout and the health registry
 //! need one). No network: the end-to-end numbers under load are `benches/load.sh`'s.
@@ -107,7 +109,7 @@ fn client(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     g.finish();
 }
 
-fn server(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+fn server(c: &mut Criterion, rt: &tokio::runtime::Runtime, provider: &SdkTracerProvider) {
     let _enter = rt.enter();
     let routes = || Router::new().route("/orders/{id}", get(|| async { "ok" }));
     let health = HealthRegistry::builder().build().unwrap();
@@ -115,11 +117,22 @@ fn server(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     let full = routes()
         .route_layer(ServerTraceLayer::http())
         .layer(health.layer());
+    // The same, the SERVER span made with the tracer (`PALISADE_SERVER_SPANS=otel`).
+    let full_otel = routes()
+        .route_layer(ServerTraceLayer::http().otel_tracer(provider.tracer("bench")))
+        .layer(health.layer());
     for (group, traceparent) in [("unsampled", UNSAMPLED), ("sampled", SAMPLED)] {
         let mut g = c.benchmark_group(format!("stacks/server_{group}"));
         let request = || get_request::<Body>("/orders/42", traceparent);
         bench_calls(&mut g, "bare_axum", rt, &bare, request);
         bench_calls(&mut g, "palisade_full_server_stack", rt, &full, request);
+        bench_calls(
+            &mut g,
+            "palisade_full_server_stack_otel_tracer",
+            rt,
+            &full_otel,
+            request,
+        );
         g.finish();
     }
 }
@@ -143,7 +156,8 @@ fn bench(c: &mut Criterion) {
     };
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::filter::LevelFilter::INFO)
-        .with(palisade_tracing_layer::otel_layer(provider.tracer("bench")));
+        .with(palisade_tracing_layer::otel_layer(provider.tracer("bench")))
+        .with(palisade_tracing_layer::span_events_layer());
     let _guard = tracing::subscriber::set_default(subscriber);
     // What the telemetry init tells the layers about its samplers.
     palisade_tracing_layer::set_sampling_hint(
@@ -156,7 +170,7 @@ fn bench(c: &mut Criterion) {
     );
 
     client(c, &rt);
-    server(c, &rt);
+    server(c, &rt, &provider);
     let _ = provider.shutdown();
 }
 
