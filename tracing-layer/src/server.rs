@@ -589,15 +589,7 @@ fn start_span<B>(config: &Config, req: &Request<B>) -> Finish {
             if !metrics {
                 (route, rpc_method) = names(config.protocol, req, path);
             }
-            otel.update_name(
-                SpanName {
-                    method,
-                    route: route.as_deref(),
-                    rpc: rpc_method.as_deref(),
-                }
-                .to_string(),
-            );
-            otel.set_attributes(described.attributes(route.as_deref(), rpc_method.as_deref()));
+            described.fill(&otel, route.as_deref(), rpc_method.as_deref());
         }
     }
     finish(
@@ -668,16 +660,7 @@ fn direct_span<B>(
         if !metrics {
             (route, rpc_method) = names(config.protocol, req, described.path);
         }
-        let otel = cx.span();
-        otel.update_name(
-            SpanName {
-                method: described.method,
-                route: route.as_deref(),
-                rpc: rpc_method.as_deref(),
-            }
-            .to_string(),
-        );
-        otel.set_attributes(described.attributes(route.as_deref(), rpc_method.as_deref()));
+        described.fill(&cx.span(), route.as_deref(), rpc_method.as_deref());
     }
     finish(
         config,
@@ -858,6 +841,23 @@ impl<B> Described<'_, B> {
             rpc.status_code = Empty,
             error.type = Empty,
         )
+    }
+
+    /// Names a span the sampler recorded after a lean start and gives it the attributes of
+    /// [`Described::full_span`].
+    fn fill(
+        &self,
+        span: &opentelemetry::trace::SpanRef<'_>,
+        route: Option<&str>,
+        rpc_method: Option<&str>,
+    ) {
+        let name = SpanName {
+            method: self.method,
+            route,
+            rpc: rpc_method,
+        };
+        span.update_name(name.to_string());
+        span.set_attributes(self.attributes(route, rpc_method));
     }
 
     /// The attributes of [`Described::full_span`], for a span the sampler recorded after a

@@ -80,26 +80,6 @@ impl std::error::Error for WriteFailed {
     }
 }
 
-#[cfg(feature = "axum")]
-async fn routed_call(tracer: Option<&SdkTracer>) {
-    use axum::routing::get;
-    let app = axum::Router::new()
-        .route("/orders/{id}", get(|| async { "order" }))
-        .route_layer(layer(ServerTraceLayer::http(), tracer));
-    let mut req = Request::get("http://orders.internal:8080/orders/7")
-        .header("user-agent", "test/1.0")
-        .header("traceparent", PARENT)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    req.extensions_mut()
-        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-            [10, 1, 2, 3],
-            40000,
-        ))));
-    let res = app.oneshot(req).await.unwrap();
-    res.into_body().collect().await.unwrap();
-}
-
 /// A gRPC call answered OK in the headers, then `grpc-status` in the trailers.
 async fn grpc_call(code: &'static str, tracer: Option<&SdkTracer>) {
     let svc = ServiceBuilder::new()
@@ -157,7 +137,7 @@ async fn every_request(otel: &support::Otel, tracer: Option<&SdkTracer>) -> Vec<
         .unwrap();
     http_call(edge, 200, http().trust_remote(false)).await;
     #[cfg(feature = "axum")]
-    routed_call(tracer).await;
+    support::routed_call(layer(ServerTraceLayer::http(), tracer), PARENT).await;
     grpc_call("0", tracer).await;
     grpc_call("13", tracer).await;
 

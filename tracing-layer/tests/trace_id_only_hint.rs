@@ -38,27 +38,6 @@ async fn http_call(req: Request<String>, status: u16) -> String {
     String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
 }
 
-/// A routed axum request (`http.route`, `client.address`).
-#[cfg(feature = "axum")]
-async fn routed_call() {
-    use axum::routing::get;
-    let app = axum::Router::new()
-        .route("/orders/{id}", get(|| async { "order" }))
-        .route_layer(ServerTraceLayer::http());
-    let mut req = Request::get("http://orders.internal:8080/orders/7")
-        .header("user-agent", "test/1.0")
-        .header("traceparent", PARENT)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    req.extensions_mut()
-        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-            [10, 1, 2, 3],
-            40000,
-        ))));
-    let res = app.oneshot(req).await.unwrap();
-    res.into_body().collect().await.unwrap();
-}
-
 /// A gRPC call whose status (UNAVAILABLE) is in the response headers.
 async fn grpc_call() {
     let svc = ServiceBuilder::new()
@@ -98,7 +77,7 @@ async fn every_request(otel: &support::Otel) -> Vec<String> {
         .unwrap();
     http_call(purge, 404).await;
     #[cfg(feature = "axum")]
-    routed_call().await;
+    support::routed_call(ServerTraceLayer::http(), PARENT).await;
     grpc_call().await;
     let mut shapes: Vec<String> = otel.spans().iter().map(support::shape).collect();
     shapes.sort();

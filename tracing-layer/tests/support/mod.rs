@@ -137,3 +137,26 @@ impl opentelemetry_sdk::trace::SpanExporter for Keep {
         Ok(())
     }
 }
+
+/// A routed axum request through `layer` (`http.route`, `client.address`, a parent),
+/// its body read to the end.
+#[cfg(feature = "axum")]
+pub async fn routed_call(layer: palisade_tracing_layer::ServerTraceLayer, traceparent: &str) {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let app = axum::Router::new()
+        .route("/orders/{id}", axum::routing::get(|| async { "order" }))
+        .route_layer(layer);
+    let mut req = http::Request::get("http://orders.internal:8080/orders/7")
+        .header("user-agent", "test/1.0")
+        .header("traceparent", traceparent)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [10, 1, 2, 3],
+            40000,
+        ))));
+    let res = app.oneshot(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+}
