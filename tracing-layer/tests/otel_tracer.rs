@@ -90,12 +90,7 @@ async fn grpc_call(code: &'static str, tracer: Option<&SdkTracer>) {
             let body = http_body_util::StreamBody::new(with_trailers(trailers));
             Ok::<_, Infallible>(Response::new(body))
         });
-    let req = Request::post("http://inventory:50051/inventory.v1.Inventory/Reserve")
-        .header("content-type", "application/grpc")
-        .header("traceparent", PARENT)
-        .body(String::new())
-        .unwrap();
-    let res = svc.oneshot(req).await.unwrap();
+    let res = svc.oneshot(support::grpc_reserve(PARENT)).await.unwrap();
     res.into_body().collect().await.unwrap();
 }
 

@@ -48,12 +48,7 @@ async fn grpc_call() {
                 .insert("grpc-status", http::HeaderValue::from_static("14"));
             Ok::<_, Infallible>(res)
         });
-    let req = Request::post("http://inventory:50051/inventory.v1.Inventory/Reserve")
-        .header("content-type", "application/grpc")
-        .header("traceparent", PARENT)
-        .body(String::new())
-        .unwrap();
-    let res = svc.oneshot(req).await.unwrap();
+    let res = svc.oneshot(support::grpc_reserve(PARENT)).await.unwrap();
     res.into_body().collect().await.unwrap();
 }
 

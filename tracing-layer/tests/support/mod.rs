@@ -160,3 +160,12 @@ pub async fn routed_call(layer: palisade_tracing_layer::ServerTraceLayer, tracep
     let res = app.oneshot(req).await.unwrap();
     res.into_body().collect().await.unwrap();
 }
+
+/// A gRPC `Reserve` call with a parent, as a tonic client sends it (an empty body).
+pub fn grpc_reserve(traceparent: &str) -> http::Request<String> {
+    http::Request::post("http://inventory:50051/inventory.v1.Inventory/Reserve")
+        .header("content-type", "application/grpc")
+        .header("traceparent", traceparent)
+        .body(String::new())
+        .unwrap()
+}
