@@ -108,23 +108,9 @@ fn with_trailers(
 /// each handler's `db.query` span is a child of its SERVER span.
 async fn every_request(otel: &support::Otel, tracer: Option<&SdkTracer>) -> Vec<String> {
     let http = || layer(ServerTraceLayer::http(), tracer);
-    let get = Request::get("http://orders.internal/orders/7?x=1")
-        .header("user-agent", "test/1.0")
-        .header("traceparent", PARENT)
-        .body(String::new())
-        .unwrap();
-    http_call(get, 200, http()).await;
-    let post = Request::post("http://orders.internal:8080/orders")
-        .body(String::new())
-        .unwrap();
-    http_call(post, 503, http()).await;
-    let purge = Request::builder()
-        .method("PURGE")
-        .uri("http://cache.internal/item")
-        .header("traceparent", PARENT)
-        .body(String::new())
-        .unwrap();
-    http_call(purge, 404, http()).await;
+    for (req, status) in support::http_requests(PARENT) {
+        http_call(req, status, http()).await;
+    }
     // Edge mode: a new root, linked to the caller's context.
     let edge = Request::get("http://api.example.com/orders")
         .header("traceparent", PARENT)

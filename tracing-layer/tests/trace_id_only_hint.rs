@@ -54,23 +54,9 @@ async fn grpc_call() {
 
 /// Every kind of request once; the shapes of the spans recorded.
 async fn every_request(otel: &support::Otel) -> Vec<String> {
-    let get = Request::get("http://orders.internal/orders/7?x=1")
-        .header("user-agent", "test/1.0")
-        .header("traceparent", PARENT)
-        .body(String::new())
-        .unwrap();
-    http_call(get, 200).await;
-    let post = Request::post("http://orders.internal:8080/orders")
-        .body(String::new())
-        .unwrap();
-    http_call(post, 503).await;
-    let purge = Request::builder()
-        .method("PURGE")
-        .uri("http://cache.internal/item")
-        .header("traceparent", PARENT)
-        .body(String::new())
-        .unwrap();
-    http_call(purge, 404).await;
+    for (req, status) in support::http_requests(PARENT) {
+        http_call(req, status).await;
+    }
     #[cfg(feature = "axum")]
     support::routed_call(ServerTraceLayer::http(), PARENT).await;
     grpc_call().await;

@@ -169,3 +169,23 @@ pub fn grpc_reserve(traceparent: &str) -> http::Request<String> {
         .body(String::new())
         .unwrap()
 }
+
+/// The HTTP requests both span-parity tests send, with the status each is answered: a GET
+/// with a parent, a POST root answered 503, an unknown method (`PURGE`) answered 404.
+pub fn http_requests(traceparent: &str) -> Vec<(http::Request<String>, u16)> {
+    let get = http::Request::get("http://orders.internal/orders/7?x=1")
+        .header("user-agent", "test/1.0")
+        .header("traceparent", traceparent)
+        .body(String::new())
+        .unwrap();
+    let post = http::Request::post("http://orders.internal:8080/orders")
+        .body(String::new())
+        .unwrap();
+    let purge = http::Request::builder()
+        .method("PURGE")
+        .uri("http://cache.internal/item")
+        .header("traceparent", traceparent)
+        .body(String::new())
+        .unwrap();
+    vec![(get, 200), (post, 503), (purge, 404)]
+}
