@@ -121,7 +121,7 @@ where
                     let decision = local.policy.classify(this.saved, &result);
                     let (reason, hint, strict) = match decision {
                         Decision::Return => {
-                            observer.done(*this.attempt, None);
+                            observer.returned(*this.attempt);
                             return Poll::Ready(result);
                         }
                         Decision::Retry { reason, hint } => (reason, hint, false),
@@ -129,7 +129,7 @@ where
                     };
                     let config = &local.config;
                     if *this.attempt >= config.max_attempts {
-                        observer.done(*this.attempt, Some(GiveUp::Attempts));
+                        observer.gave_up(*this.attempt, GiveUp::Attempts);
                         return Poll::Ready(result);
                     }
                     // The wait: the larger of the backoff and the hint, capped by max_delay.
@@ -149,7 +149,7 @@ where
                         rng,
                     );
                     if strict && hint.is_some_and(|h| h > config.max_delay) {
-                        observer.done(*this.attempt, Some(GiveUp::HintTooLong));
+                        observer.gave_up(*this.attempt, GiveUp::HintTooLong);
                         return Poll::Ready(result);
                     }
                     let delay = hint
@@ -165,19 +165,19 @@ where
                     {
                         let left = max.saturating_sub(now.saturating_duration_since(start));
                         if delay >= left || hint.is_some_and(|h| h >= left) {
-                            observer.done(*this.attempt, Some(GiveUp::Deadline));
+                            observer.gave_up(*this.attempt, GiveUp::Deadline);
                             return Poll::Ready(result);
                         }
                     }
                     let next = Attempt::new(*this.attempt + 1);
                     let Some(request) = local.policy.replay(this.saved, next) else {
-                        observer.done(*this.attempt, Some(GiveUp::NotReplayable));
+                        observer.gave_up(*this.attempt, GiveUp::NotReplayable);
                         return Poll::Ready(result);
                     };
                     if let (Some(budget), Some(now)) = (&local.shared.budget, now)
                         && !budget.withdraw(now)
                     {
-                        observer.done(*this.attempt, Some(GiveUp::Budget));
+                        observer.gave_up(*this.attempt, GiveUp::Budget);
                         return Poll::Ready(result);
                     }
                     drop(result);
@@ -200,7 +200,7 @@ where
                 }
                 StateProj::Ready { request } => {
                     if let Err(e) = ready!(this.svc.poll_ready(cx)) {
-                        this.local.shared.observer.done(*this.attempt, None);
+                        this.local.shared.observer.returned(*this.attempt);
                         return Poll::Ready(Err(e));
                     }
                     let Some(request) = request.take() else {

@@ -147,8 +147,12 @@ impl<B: Body> Replay<Request<B>> for GrpcPolicy {
     type Saved = HttpSaved<B>;
 
     #[inline]
-    fn prepare(&self, req: Request<B>, _: Attempt) -> (Self::Request, HttpSaved<B>) {
-        prepare(req, self.body_limit, |_, _| true)
+    fn prepare<R>(
+        &self,
+        req: Request<B>,
+        send: impl FnOnce(Self::Request) -> R,
+    ) -> (R, HttpSaved<B>) {
+        prepare(req, self.body_limit, |_, _| true, send)
     }
 
     fn replay(&self, saved: &mut HttpSaved<B>, attempt: Attempt) -> Option<Self::Request> {

@@ -136,8 +136,7 @@ where
         if let Some(b) = &self.budget {
             b.deposit();
         }
-        let (request, saved) = self.policy.prepare(req, Attempt::new(1));
-        let first = svc.call(request);
+        let (first, saved) = self.policy.prepare(req, |request| svc.call(request));
         HedgeFuture {
             hedger: svc,
             policy: self.policy.clone(),

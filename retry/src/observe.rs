@@ -136,33 +136,39 @@ impl Observer {
         }
     }
 
+    /// A request's last attempt returned its result (the success path: kept small enough to
+    /// inline).
     #[inline]
-    pub(crate) fn done(&self, attempts: u32, gave_up: Option<GiveUp>) {
-        // Off the success path: only a request that wanted a retry gets here with `Some`.
-        if gave_up == Some(GiveUp::Budget) {
+    pub(crate) fn returned(&self, attempts: u32) {
+        #[cfg(feature = "metrics")]
+        {
+            self.done.increment(1);
+            self.per_request.record(f64::from(attempts));
+        }
+        let _ = attempts;
+    }
+
+    /// A retryable failure was returned instead of retried, for the reason `why`.
+    #[cold]
+    pub(crate) fn gave_up(&self, attempts: u32, why: GiveUp) {
+        if why == GiveUp::Budget {
             self.budget_exhausted.fetch_add(1, Ordering::Relaxed);
         }
         #[cfg(feature = "metrics")]
         {
-            if gave_up.is_some() {
-                self.gave_up.increment(1);
-            } else {
-                self.done.increment(1);
-            }
+            self.gave_up.increment(1);
             self.per_request.record(f64::from(attempts));
-            if gave_up == Some(GiveUp::Budget) {
+            if why == GiveUp::Budget {
                 self.exhausted.increment(1);
             }
         }
         #[cfg(feature = "tracing")]
-        if let Some(why) = gave_up {
-            if why == GiveUp::Budget {
-                tracing::warn!(retry = %self.name, attempts, "retry budget exhausted: returning the failed attempt");
-            } else {
-                tracing::debug!(retry = %self.name, attempts, reason = ?why, "not retrying");
-            }
+        if why == GiveUp::Budget {
+            tracing::warn!(retry = %self.name, attempts, "retry budget exhausted: returning the failed attempt");
+        } else {
+            tracing::debug!(retry = %self.name, attempts, reason = ?why, "not retrying");
         }
-        let _ = (attempts, gave_up);
+        let _ = attempts;
     }
 
     pub(crate) fn retry(&self, attempt: Attempt, reason: &'static str, delay: Duration) {

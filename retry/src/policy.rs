@@ -55,8 +55,13 @@ pub trait Replay<Req> {
     /// What is kept between attempts to send the request again.
     type Saved;
 
-    /// Prepares the first attempt (`attempt` is number 1).
-    fn prepare(&self, req: Req, attempt: Attempt) -> (Self::Request, Self::Saved);
+    /// Prepares the first attempt and hands it to `send` (which calls the inner service);
+    /// returns what `send` returned and what is kept for a replay.
+    ///
+    /// The request goes to `send` instead of being returned so that an implementation can
+    /// move it straight into the inner service's `call`: on the success path every move of a
+    /// large request is a copy.
+    fn prepare<R>(&self, req: Req, send: impl FnOnce(Self::Request) -> R) -> (R, Self::Saved);
 
     /// Rebuilds the request for attempt `attempt`, or `None` when it cannot be sent again
     /// byte-identical (a body over the limit, or not fully read by the inner service).
@@ -98,8 +103,8 @@ impl<Req: Clone, F> Replay<Req> for RetryIf<F> {
     type Saved = Req;
 
     #[inline]
-    fn prepare(&self, req: Req, _: Attempt) -> (Req, Req) {
-        (req.clone(), req)
+    fn prepare<R>(&self, req: Req, send: impl FnOnce(Req) -> R) -> (R, Req) {
+        (send(req.clone()), req)
     }
 
     fn replay(&self, saved: &mut Req, _: Attempt) -> Option<Req> {

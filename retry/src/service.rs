@@ -7,10 +7,10 @@ use std::task::{Context, Poll};
 use tokio::time::Instant;
 use tower_service::Service;
 
+use crate::RetryLayer;
 use crate::config::{Config, Shared};
 use crate::future::ResponseFuture;
 use crate::policy::{Policy, Replay};
-use crate::{Attempt, RetryLayer};
 
 /// What a service clone and its response futures share (a per-clone reference count, so
 /// futures of different clones never bump the same counter).
@@ -127,6 +127,9 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
+        // Taken first: the reference count's atomic increment waits for pending stores, and
+        // before the request is copied there are few.
+        let owned = self.local.clone();
         let clone = self.inner.clone();
         let mut svc = std::mem::replace(&mut self.inner, clone);
         let local = &self.local;
@@ -134,8 +137,7 @@ where
             budget.deposit();
         }
         let start = local.config.max_elapsed.map(|_| Instant::now());
-        let (request, saved) = local.policy.prepare(req, Attempt::new(1));
-        let fut = svc.call(request);
-        ResponseFuture::new(svc, self.local.clone(), saved, start, fut)
+        let (fut, saved) = local.policy.prepare(req, |request| svc.call(request));
+        ResponseFuture::new(svc, owned, saved, start, fut)
     }
 }
