@@ -31,27 +31,33 @@ where
     saved: P::Saved,
     attempt: u32,
     start: Option<Instant>,
-    prev_delay: Option<Duration>,
-    rng: Option<fastrand::Rng>,
+    /// Allocated at the first retryable failure and reused by every retry after it: a
+    /// request that is never retried carries only this pointer.
+    retrying: Option<Box<Retrying<P::Request>>>,
     #[pin]
-    state: State<S::Future, P::Request>,
+    state: State<S::Future>,
+}
+
+/// What only a retried request needs.
+struct Retrying<R> {
+    /// The next attempt's request, from the decision to retry until it is sent.
+    request: Option<R>,
+    /// The wait, reset for each retry that waits (none until one does).
+    sleep: Option<Pin<Box<Sleep>>>,
+    rng: fastrand::Rng,
+    prev_delay: Option<Duration>,
 }
 
 #[pin_project(project = StateProj)]
-enum State<F, R> {
+enum State<F> {
     Calling {
         #[pin]
         fut: F,
     },
-    /// The retry's request is boxed with the wait: only a retry pays for it, and the future
-    /// stays small on the success path.
-    Waiting {
-        sleep: Pin<Box<Sleep>>,
-        request: Option<Box<R>>,
-    },
-    Ready {
-        request: Option<Box<R>>,
-    },
+    /// Waiting out `Retrying::sleep`.
+    Waiting,
+    /// Getting the inner service ready for `Retrying::request`.
+    Ready,
 }
 
 impl<S, P, Req> fmt::Debug for ResponseFuture<S, P, Req>
@@ -62,8 +68,8 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Calling { .. } => "calling",
-            State::Waiting { .. } => "waiting",
-            State::Ready { .. } => "getting ready",
+            State::Waiting => "waiting",
+            State::Ready => "getting ready",
         };
         f.debug_struct("ResponseFuture")
             .field("attempt", &self.attempt)
@@ -91,8 +97,7 @@ where
             saved,
             attempt: 1,
             start,
-            prev_delay: None,
-            rng: None,
+            retrying: None,
             state: State::Calling { fut },
         }
     }
@@ -134,19 +139,24 @@ where
                     }
                     // The wait: the larger of the backoff and the hint, capped by max_delay.
                     let retry = *this.attempt - 1;
-                    let rng = this.rng.get_or_insert_with(|| {
+                    let retrying = this.retrying.get_or_insert_with(|| {
                         let seed = match &local.shared.seed {
                             Some(s) => s.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed),
                             None => fastrand::u64(..),
                         };
-                        fastrand::Rng::with_seed(seed)
+                        Box::new(Retrying {
+                            request: None,
+                            sleep: None,
+                            rng: fastrand::Rng::with_seed(seed),
+                            prev_delay: None,
+                        })
                     });
                     let backoff = config.jitter.apply(
                         &config.backoff,
                         retry,
-                        *this.prev_delay,
+                        retrying.prev_delay,
                         config.max_delay,
-                        rng,
+                        &mut retrying.rng,
                     );
                     if strict && hint.is_some_and(|h| h > config.max_delay) {
                         observer.gave_up(*this.attempt, GiveUp::HintTooLong);
@@ -182,32 +192,38 @@ where
                     }
                     drop(result);
                     observer.retry(next, reason, delay);
-                    *this.prev_delay = Some(delay);
-                    let request = Some(Box::new(request));
+                    retrying.prev_delay = Some(delay);
+                    retrying.request = Some(request);
                     if delay.is_zero() {
-                        this.state.set(State::Ready { request });
+                        this.state.set(State::Ready);
                     } else {
-                        this.state.set(State::Waiting {
-                            sleep: Box::pin(tokio::time::sleep(delay)),
-                            request,
-                        });
+                        // max_delay is at most a day: the deadline cannot overflow.
+                        match &mut retrying.sleep {
+                            Some(sleep) => sleep.as_mut().reset(Instant::now() + delay),
+                            None => retrying.sleep = Some(Box::pin(tokio::time::sleep(delay))),
+                        }
+                        this.state.set(State::Waiting);
                     }
                 }
-                StateProj::Waiting { sleep, request } => {
+                StateProj::Waiting => {
+                    let sleep = this.retrying.as_mut().and_then(|r| r.sleep.as_mut());
+                    let Some(sleep) = sleep else {
+                        unreachable!("a wait is set before the Waiting state");
+                    };
                     ready!(sleep.as_mut().poll(cx));
-                    let request = request.take();
-                    this.state.set(State::Ready { request });
+                    this.state.set(State::Ready);
                 }
-                StateProj::Ready { request } => {
+                StateProj::Ready => {
                     if let Err(e) = ready!(this.svc.poll_ready(cx)) {
                         this.local.shared.observer.returned(*this.attempt);
                         return Poll::Ready(Err(e));
                     }
-                    let Some(request) = request.take() else {
+                    let request = this.retrying.as_mut().and_then(|r| r.request.take());
+                    let Some(request) = request else {
                         unreachable!("a retry is prepared before the Ready state");
                     };
                     *this.attempt += 1;
-                    let fut = this.svc.call(*request);
+                    let fut = this.svc.call(request);
                     this.state.set(State::Calling { fut });
                 }
             }
