@@ -87,3 +87,61 @@ fn success_path_for_a_get_with_headers_allocates_only_the_copies_of_its_parts() 
     report_allocations("retry success (GET, parsed URI, 2 parsed headers)", n);
     assert!(n <= 5.0, "{n} allocations per call");
 }
+
+/// A retried request: what only retries need (the next request, the wait, the jitter state)
+/// is allocated once, at the first retryable failure, and reused. Each further retry costs
+/// only its resend's [`Attempt`](palisade_retry::Attempt), which the `http::Extensions` map
+/// boxes (3 allocations), not a new wait or a new box for the request.
+#[test]
+fn each_further_retry_allocates_only_the_resends_attempt() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let per_request = |failures: u32| {
+        let layer = RetryLayer::builder("alloc", HttpPolicy::new())
+            .max_attempts(failures + 1)
+            .backoff(palisade_retry::Backoff::constant(
+                std::time::Duration::from_millis(10),
+            ))
+            .jitter(palisade_retry::Jitter::None)
+            .without_budget()
+            .build()
+            .unwrap();
+        let mut svc = layer.layer(service_fn(move |req: Request<ReplayBody<Empty<Bytes>>>| {
+            let attempt = palisade_retry::Attempt::of(req.extensions()).number();
+            let mut res = Response::new(());
+            if attempt <= failures {
+                *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+            }
+            std::future::ready(Ok::<_, std::io::Error>(res))
+        }));
+        const REQUESTS: u64 = 200;
+        let mut send = || {
+            rt.block_on(async {
+                std::future::poll_fn(|cx| svc.poll_ready(cx)).await.unwrap();
+                let res = svc.call(Request::new(Empty::<Bytes>::new())).await.unwrap();
+                assert_eq!(res.status(), http::StatusCode::OK);
+            })
+        };
+        for _ in 0..20 {
+            send();
+        }
+        let info = allocation_counter::measure(|| {
+            for _ in 0..REQUESTS {
+                send();
+            }
+        });
+        info.count_total as f64 / REQUESTS as f64
+    };
+    let one = per_request(1);
+    let three = per_request(3);
+    report_allocations("retry: a GET retried once (503, 200)", one);
+    report_allocations("retry: a GET retried three times", three);
+    let per_further_retry = (three - one) / 2.0;
+    assert!(
+        per_further_retry <= 3.0,
+        "{per_further_retry} allocations per further retry ({one} for one retry, {three} for three)"
+    );
+}
