@@ -145,3 +145,26 @@ fn each_further_retry_allocates_only_the_resends_attempt() {
         "{per_further_retry} allocations per further retry ({one} for one retry, {three} for three)"
     );
 }
+
+/// A retryable failure the budget refuses (an outage: every request fails fast) allocates
+/// nothing: what only retries need is boxed once a retry is decided, not before.
+#[test]
+fn a_failure_the_budget_refuses_allocates_nothing() {
+    let layer = RetryLayer::builder("alloc", HttpPolicy::new())
+        .budget(palisade_retry::Budget::new(
+            0.0,
+            0,
+            std::time::Duration::from_secs(10),
+        ))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(service_fn(|_: Request<ReplayBody<Empty<Bytes>>>| {
+        let mut res = Response::new(());
+        *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+        std::future::ready(Ok::<_, std::io::Error>(res))
+    }));
+    let n = per_call(&mut svc, || Request::new(Empty::<Bytes>::new()));
+    report_allocations("retry: a 503 the budget refuses to retry", n);
+    assert_eq!(n, 0.0, "{n} allocations per call");
+    assert!(layer.stats().budget_exhausted() > 0);
+}

@@ -176,6 +176,13 @@ fn add(slot: &AtomicU64, epoch: u64) {
     }
 }
 
+/// Takes back one count from `slot`, if it still counts for `epoch`.
+fn undo(slot: &AtomicU64, epoch: u64) {
+    let _ = slot.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        (v >> 32 == epoch & 0xFFFF_FFFF && v & 0xFFFF_FFFF > 0).then(|| v - 1)
+    });
+}
+
 fn sum(stripe: &Stripe, epoch: u64) -> u64 {
     let now = epoch & 0xFFFF_FFFF;
     stripe
@@ -241,7 +248,20 @@ impl BudgetState {
 
     /// Takes one retry from the budget, if there is one.
     pub(crate) fn withdraw(&self, now: Instant) -> bool {
-        self.withdraw_at(self.tick(now))
+        self.take(now).is_some()
+    }
+
+    /// Takes one retry from the budget, if there is one; returns the epoch it was counted in,
+    /// for [`refund`](Self::refund).
+    pub(crate) fn take(&self, now: Instant) -> Option<u64> {
+        let e = self.tick(now);
+        self.withdraw_at(e).then_some(e)
+    }
+
+    /// Gives back a retry taken at epoch `e` that was not made (the request turned out not to
+    /// be replayable). Nothing, if the window has moved past `e` since.
+    pub(crate) fn refund(&self, e: u64) {
+        undo(&self.retries.0[e as usize % SLOTS], e);
     }
 
     /// Takes one retry from the budget at epoch `e`, if there is one.
@@ -254,10 +274,7 @@ impl BudgetState {
         if retries as f64 <= allowed {
             return true;
         }
-        // Undo, if the slot still counts for this epoch.
-        let _ = slot.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-            (v >> 32 == e & 0xFFFF_FFFF && v & 0xFFFF_FFFF > 0).then(|| v - 1)
-        });
+        undo(slot, e);
         false
     }
 
@@ -284,6 +301,21 @@ mod tests {
         assert!(!b.withdraw(Instant::now()), "a denied retry is not counted");
         tokio::time::advance(Duration::from_millis(1001)).await;
         assert!(b.withdraw(Instant::now()), "the window slid on");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refunded_retry_can_be_taken_again() {
+        let b = BudgetState::new(&Budget::new(0.0, 1, Duration::from_secs(1)));
+        let e = b.take(Instant::now()).expect("the floor allows one");
+        assert!(b.take(Instant::now()).is_none());
+        b.refund(e);
+        assert!(b.take(Instant::now()).is_some(), "the refund gave it back");
+        assert!(b.take(Instant::now()).is_none());
+        // A refund for a window that has slid on takes nothing from the new one.
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        b.refund(e);
+        assert!(b.take(Instant::now()).is_some());
+        assert!(b.take(Instant::now()).is_none());
     }
 
     #[tokio::test(start_paused = true)]
@@ -402,6 +434,21 @@ mod loom_models {
             let theirs = t.join().unwrap();
             assert!(!(mine && theirs), "both took the one retry");
             assert_eq!(sum(&b.retries, 0), u64::from(mine) + u64::from(theirs));
+        });
+    }
+
+    /// A retry given back while another retry races for the one unit: the count always
+    /// matches the retries actually held, and the two never hold the unit together.
+    #[test]
+    fn a_refund_racing_a_retry_keeps_the_count() {
+        ::loom::model(|| {
+            let b = Arc::new(state(0.0, 1));
+            assert!(b.withdraw_at(0));
+            let b2 = b.clone();
+            let t = thread::spawn(move || b2.withdraw_at(0));
+            b.refund(0);
+            let theirs = t.join().unwrap();
+            assert_eq!(sum(&b.retries, 0), u64::from(theirs));
         });
     }
 

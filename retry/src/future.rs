@@ -13,6 +13,7 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::Attempt;
+use crate::config::Shared;
 use crate::observe::GiveUp;
 use crate::policy::{Decision, Policy, Replay};
 use crate::service::Local;
@@ -139,25 +140,25 @@ where
                     }
                     // The wait: the larger of the backoff and the hint, capped by max_delay.
                     let retry = *this.attempt - 1;
-                    let retrying = this.retrying.get_or_insert_with(|| {
-                        let seed = match &local.shared.seed {
-                            Some(s) => s.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed),
-                            None => fastrand::u64(..),
-                        };
-                        Box::new(Retrying {
-                            request: None,
-                            sleep: None,
-                            rng: fastrand::Rng::with_seed(seed),
-                            prev_delay: None,
-                        })
-                    });
-                    let backoff = config.jitter.apply(
-                        &config.backoff,
-                        retry,
-                        retrying.prev_delay,
-                        config.max_delay,
-                        &mut retrying.rng,
-                    );
+                    // The box is made only once a retry is decided: a failure that is given
+                    // up (budget, deadline, attempts) allocates nothing.
+                    let mut fresh = None;
+                    let backoff = match this.retrying.as_deref_mut() {
+                        Some(r) => config.jitter.apply(
+                            &config.backoff,
+                            retry,
+                            r.prev_delay,
+                            config.max_delay,
+                            &mut r.rng,
+                        ),
+                        None => config.jitter.apply(
+                            &config.backoff,
+                            retry,
+                            None,
+                            config.max_delay,
+                            fresh.insert(seeded_rng(&local.shared)),
+                        ),
+                    };
                     if strict && hint.is_some_and(|h| h > config.max_delay) {
                         observer.gave_up(*this.attempt, GiveUp::HintTooLong);
                         return Poll::Ready(result);
@@ -180,18 +181,34 @@ where
                         }
                     }
                     let next = Attempt::new(*this.attempt + 1);
+                    // The budget first: a retry it refuses (an outage) rebuilds nothing.
+                    let taken = match (&local.shared.budget, now) {
+                        (Some(budget), Some(now)) => match budget.take(now) {
+                            Some(epoch) => Some((budget, epoch)),
+                            None => {
+                                observer.gave_up(*this.attempt, GiveUp::Budget);
+                                return Poll::Ready(result);
+                            }
+                        },
+                        _ => None,
+                    };
                     let Some(request) = local.policy.replay(this.saved, next) else {
+                        if let Some((budget, epoch)) = taken {
+                            budget.refund(epoch);
+                        }
                         observer.gave_up(*this.attempt, GiveUp::NotReplayable);
                         return Poll::Ready(result);
                     };
-                    if let (Some(budget), Some(now)) = (&local.shared.budget, now)
-                        && !budget.withdraw(now)
-                    {
-                        observer.gave_up(*this.attempt, GiveUp::Budget);
-                        return Poll::Ready(result);
-                    }
                     drop(result);
                     observer.retry(next, reason, delay);
+                    let retrying = this.retrying.get_or_insert_with(|| {
+                        Box::new(Retrying {
+                            request: None,
+                            sleep: None,
+                            rng: fresh.unwrap_or_else(|| seeded_rng(&local.shared)),
+                            prev_delay: None,
+                        })
+                    });
                     retrying.prev_delay = Some(delay);
                     retrying.request = Some(request);
                     if delay.is_zero() {
@@ -229,4 +246,14 @@ where
             }
         }
     }
+}
+
+/// The jitter's generator for one request: from the layer's seed when it has one (tests), else
+/// from the thread's.
+fn seeded_rng(shared: &Shared) -> fastrand::Rng {
+    let seed = match &shared.seed {
+        Some(s) => s.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed),
+        None => fastrand::u64(..),
+    };
+    fastrand::Rng::with_seed(seed)
 }

@@ -66,3 +66,59 @@ async fn retries_stay_within_budget_and_refill_after_recovery() {
         "retried again after recovery"
     );
 }
+
+/// A retry the budget allowed but that could not be made (the body was over the limit, so it
+/// cannot be sent again) is given back: it does not use up the budget of requests that can.
+#[cfg(feature = "http")]
+#[tokio::test(start_paused = true)]
+async fn a_retry_that_cannot_be_replayed_does_not_spend_the_budget() {
+    use bytes::Bytes;
+    use http::{Method, Request, Response, StatusCode};
+    use http_body_util::{BodyExt, Full};
+    use palisade_retry::ReplayBody;
+    use palisade_retry::http::HttpPolicy;
+
+    let calls = Arc::new(AtomicU32::new(0));
+    let c2 = calls.clone();
+    // 503 to every PUT, and to the first GET; 200 after that.
+    let inner = service_fn(move |req: Request<ReplayBody<Full<Bytes>>>| {
+        let n = c2.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let method = req.method().clone();
+            req.into_body().collect().await?;
+            let mut res = Response::new(());
+            if method == Method::PUT || n == 5 {
+                *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            }
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(res)
+        }
+    });
+    let layer = RetryLayer::builder("refund", HttpPolicy::new().body_limit(16))
+        .backoff(Backoff::constant(Duration::ZERO))
+        .jitter(Jitter::None)
+        // One retry in the window, and no share of the traffic.
+        .budget(Budget::new(0.0, 1, Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    let svc = layer.layer(inner);
+    for _ in 0..5 {
+        let mut put = Request::new(Full::new(Bytes::from_static(&[b'x'; 64])));
+        *put.method_mut() = Method::PUT;
+        let res = svc.clone().oneshot(put).await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "over the limit: sent once"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    let get = Request::new(Full::new(Bytes::new()));
+    let res = svc.clone().oneshot(get).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the budget's one retry was still there"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 7);
+    assert_eq!(layer.stats().budget_exhausted(), 0);
+}
