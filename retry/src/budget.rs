@@ -247,6 +247,7 @@ impl BudgetState {
     }
 
     /// Takes one retry from the budget, if there is one.
+    #[cfg(test)]
     pub(crate) fn withdraw(&self, now: Instant) -> bool {
         self.take(now).is_some()
     }

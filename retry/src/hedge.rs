@@ -219,12 +219,18 @@ where
             && timer.as_mut().poll(cx).is_ready()
         {
             *this.timer = None;
-            let allowed = this
-                .budget
-                .as_ref()
-                .is_none_or(|b| b.withdraw(Instant::now()));
-            if allowed {
+            let taken = match this.budget.as_ref() {
+                None => Some(None),
+                Some(b) => b.take(Instant::now()).map(|epoch| Some((b, epoch))),
+            };
+            if let Some(taken) = taken {
                 *this.pending = this.policy.replay(this.saved, Attempt::new(2));
+                // Not replayable: the hedge is not sent, so its retry goes back to the budget.
+                if this.pending.is_none()
+                    && let Some((b, epoch)) = taken
+                {
+                    b.refund(epoch);
+                }
             }
         }
         if this.pending.is_some() {

@@ -125,6 +125,24 @@ async fn hedges_are_limited_by_the_budget() {
     assert_eq!(calls.load(Ordering::SeqCst), 4);
 }
 
+/// A hedge that cannot be sent (the body was over the limit) gives its unit back to the
+/// budget: the next slow request is still hedged.
+#[tokio::test(start_paused = true)]
+async fn a_hedge_that_cannot_be_replayed_does_not_spend_the_budget() {
+    let (calls, live) = (Arc::new(AtomicU32::new(0)), Arc::default());
+    let budget = palisade_retry::Budget::new(0.0, 1, Duration::from_secs(1));
+    let policy = HttpPolicy::new().body_limit(16);
+    let layer = HedgeLayer::with_budget(policy, 50 * MS, Some(budget)).unwrap();
+    let svc = layer.layer(replicas(200 * MS, 10 * MS, calls.clone(), live));
+    let mut large = get(Method::GET);
+    *large.body_mut() = Full::new(Bytes::from_static(&[b'x'; 64]));
+    let res = svc.clone().oneshot(large).await.unwrap();
+    assert_eq!(*res.body(), 1, "over the limit: never hedged");
+    let res = svc.clone().oneshot(get(Method::GET)).await.unwrap();
+    assert_eq!(*res.body(), 2, "the budget's one hedge was still there");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
 #[test]
 fn an_invalid_delay_names_the_field() {
     let e = HedgeLayer::new(HttpPolicy::new(), Duration::ZERO).unwrap_err();
