@@ -20,7 +20,9 @@
 //! whoever reads the clock: every retry decision, and every 61st call on a thread (a prime, so
 //! that layers interleaved on one thread all get their turn). Only a retry
 //! sums the stripes. A retry is recorded before it is checked and undone if it overdraws, so
-//! concurrent retries can never overspend the budget.
+//! concurrent retries can never overspend the budget. The budget is consulted before the
+//! request is rebuilt for the retry (a refused retry rebuilds nothing), and a retry whose
+//! request turns out not to be replayable is given back.
 //!
 //! The budget is shared by every clone of the [`RetryLayer`](crate::RetryLayer) and of the
 //! services it makes.
