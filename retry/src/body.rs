@@ -89,6 +89,18 @@ pub(crate) enum Saved<B> {
 }
 
 impl<B> Saved<B> {
+    /// Whether [`replay`](Self::replay) would give a body now (it builds nothing).
+    pub(crate) fn replayable(&self) -> bool {
+        match self {
+            Self::Empty => true,
+            Self::TooLarge => false,
+            Self::Captured(c) => {
+                let guard = c.lock().unwrap_or_else(PoisonError::into_inner);
+                guard.untouched.is_some() || guard.state == CaptureState::Complete
+            }
+        }
+    }
+
     /// The body for the next attempt: the original body if it was never polled, a copy of
     /// the whole body if it was read to the end and fit, else `None`.
     pub(crate) fn replay(&self) -> Option<ReplayBody<B>> {

@@ -181,7 +181,12 @@ where
                         }
                     }
                     let next = Attempt::new(*this.attempt + 1);
-                    // The budget first: a retry it refuses (an outage) rebuilds nothing.
+                    if !local.policy.can_replay(this.saved) {
+                        observer.gave_up(*this.attempt, GiveUp::NotReplayable);
+                        return Poll::Ready(result);
+                    }
+                    // The budget before the replay is built: a retry it refuses (an outage)
+                    // rebuilds nothing.
                     let taken = match (&local.shared.budget, now) {
                         (Some(budget), Some(now)) => match budget.take(now) {
                             Some(epoch) => Some((budget, epoch)),

@@ -155,6 +155,10 @@ impl<B: Body> Replay<Request<B>> for GrpcPolicy {
         prepare(req, self.body_limit, |_, _| true, send)
     }
 
+    fn can_replay(&self, saved: &HttpSaved<B>) -> bool {
+        saved.replayable()
+    }
+
     fn replay(&self, saved: &mut HttpSaved<B>, attempt: Attempt) -> Option<Self::Request> {
         let mut req = replay(saved, attempt)?;
         req.headers_mut().insert(

@@ -220,6 +220,7 @@ where
         {
             *this.timer = None;
             let taken = match this.budget.as_ref() {
+                _ if !this.policy.can_replay(this.saved) => None,
                 None => Some(None),
                 Some(b) => b.take(Instant::now()).map(|epoch| Some((b, epoch))),
             };

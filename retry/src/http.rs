@@ -151,6 +151,11 @@ impl<B> HttpSaved<B> {
     pub(crate) fn eligible(&self) -> bool {
         self.parts.is_some()
     }
+
+    /// Whether the request can be sent again now: eligible, and its body is replayable.
+    pub(crate) fn replayable(&self) -> bool {
+        self.eligible() && self.body.replayable()
+    }
 }
 
 /// Prepares the first attempt and hands it to `send`.
@@ -235,6 +240,10 @@ impl<B: Body> Replay<Request<B>> for HttpPolicy {
         send: impl FnOnce(Self::Request) -> R,
     ) -> (R, HttpSaved<B>) {
         prepare(req, self.body_limit, is_retryable_method, send)
+    }
+
+    fn can_replay(&self, saved: &HttpSaved<B>) -> bool {
+        saved.replayable()
     }
 
     fn replay(&self, saved: &mut HttpSaved<B>, attempt: Attempt) -> Option<Self::Request> {

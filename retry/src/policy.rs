@@ -63,6 +63,16 @@ pub trait Replay<Req> {
     /// large request is a copy.
     fn prepare<R>(&self, req: Req, send: impl FnOnce(Self::Request) -> R) -> (R, Self::Saved);
 
+    /// Whether [`replay`](Self::replay) would rebuild the request now, without building it.
+    ///
+    /// Asked before the retry budget, so that a request that cannot be sent again neither
+    /// takes from the budget nor counts as refused by it. The default says yes; `replay` may
+    /// still return `None`, and the retry is then given back to the budget.
+    fn can_replay(&self, saved: &Self::Saved) -> bool {
+        let _ = saved;
+        true
+    }
+
     /// Rebuilds the request for attempt `attempt`, or `None` when it cannot be sent again
     /// byte-identical (a body over the limit, or not fully read by the inner service).
     fn replay(&self, saved: &mut Self::Saved, attempt: Attempt) -> Option<Self::Request>;

@@ -122,3 +122,47 @@ async fn a_retry_that_cannot_be_replayed_does_not_spend_the_budget() {
     assert_eq!(calls.load(Ordering::SeqCst), 7);
     assert_eq!(layer.stats().budget_exhausted(), 0);
 }
+
+/// A failure that could not be retried anyway (its body was over the limit) is not counted as
+/// refused by the budget, even when the budget is spent: `budget_exhausted` counts only retries
+/// the budget actually stopped.
+#[cfg(feature = "http")]
+#[tokio::test(start_paused = true)]
+async fn a_failure_that_cannot_be_replayed_is_not_counted_as_refused_by_the_budget() {
+    use bytes::Bytes;
+    use http::{Method, Request, Response, StatusCode};
+    use http_body_util::{BodyExt, Full};
+    use palisade_retry::ReplayBody;
+    use palisade_retry::http::HttpPolicy;
+
+    let inner = service_fn(|req: Request<ReplayBody<Full<Bytes>>>| async move {
+        req.into_body().collect().await?;
+        let mut res = Response::new(());
+        *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(res)
+    });
+    let layer = RetryLayer::builder("spent", HttpPolicy::new().body_limit(16))
+        .backoff(Backoff::constant(Duration::ZERO))
+        .jitter(Jitter::None)
+        // No retry at all.
+        .budget(Budget::new(0.0, 0, Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    let svc = layer.layer(inner);
+    let mut put = Request::new(Full::new(Bytes::from_static(&[b'x'; 64])));
+    *put.method_mut() = Method::PUT;
+    svc.clone().oneshot(put).await.unwrap();
+    assert_eq!(
+        layer.stats().budget_exhausted(),
+        0,
+        "not replayable, not refused"
+    );
+    let mut put = Request::new(Full::new(Bytes::from_static(b"small")));
+    *put.method_mut() = Method::PUT;
+    svc.clone().oneshot(put).await.unwrap();
+    assert_eq!(
+        layer.stats().budget_exhausted(),
+        1,
+        "replayable, and refused"
+    );
+}
