@@ -5,7 +5,8 @@
 //!   Palisade with its default retry budget (one deposit in the clone's own stripe) and without.
 //! - `http_success/*`: an `http::Request` with an empty body: palisade's HTTP policy (method
 //!   check, parts kept for a replay, the body wrapped; the first attempt carries no `Attempt`)
-//!   against a bare service taking the same request.
+//!   against a bare service taking the same request; and the same with a Prometheus recorder
+//!   (`palisade_prometheus_recorder`: the per-request counter and histogram sample recorded).
 //! - `retry_once/*`: a PUT with a 1 KiB in-memory body answered 503 then 200; the inner service
 //!   reads the body each time. Palisade captures it and replays it (zero backoff), against a
 //!   bare service called once.
@@ -152,6 +153,22 @@ fn http_success(c: &mut Criterion) {
         std::future::ready(Ok::<_, Error>(Response::new(())))
     }));
     g.bench_function("palisade", |b| b.iter(|| one_call(&mut svc, empty_get())));
+
+    // The same with a Prometheus recorder bound when the layer is built, as a service that
+    // exports metrics runs it: a counter add and a histogram sample per request.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let layer = metrics::with_local_recorder(&recorder, || {
+        RetryLayer::builder("bench", HttpPolicy::new())
+            .build()
+            .unwrap()
+    });
+    let mut svc = layer.layer(service_fn(|req: Request<ReplayBody<Empty<Bytes>>>| {
+        black_box(&req);
+        std::future::ready(Ok::<_, Error>(Response::new(())))
+    }));
+    g.bench_function("palisade_prometheus_recorder", |b| {
+        b.iter(|| one_call(&mut svc, empty_get()))
+    });
     g.finish();
 }
 

@@ -168,3 +168,28 @@ fn a_failure_the_budget_refuses_allocates_nothing() {
     assert_eq!(n, 0.0, "{n} allocations per call");
     assert!(layer.stats().budget_exhausted() > 0);
 }
+
+/// With a Prometheus recorder the success path records a counter add and a histogram sample
+/// per request. The exporter keeps samples in blocks it allocates now and then; per request
+/// that rounds to nothing.
+#[test]
+fn success_path_with_a_prometheus_recorder_allocates_next_to_nothing() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let layer = metrics::with_local_recorder(&recorder, || {
+        RetryLayer::builder("alloc", HttpPolicy::new())
+            .build()
+            .unwrap()
+    });
+    let mut svc = layer.layer(service_fn(|_: Request<ReplayBody<Empty<Bytes>>>| {
+        std::future::ready(Ok::<_, std::io::Error>(Response::new(())))
+    }));
+    let n = per_call(&mut svc, || Request::new(Empty::<Bytes>::new()));
+    report_allocations("retry success (bodiless http GET, Prometheus recorder)", n);
+    assert!(n < 0.1, "{n} allocations per call");
+    let handle = recorder.handle();
+    assert!(
+        handle
+            .render()
+            .contains("palisade_retry_attempts_per_request")
+    );
+}
