@@ -89,7 +89,7 @@ fn success_path_for_a_get_with_headers_allocates_only_the_copies_of_its_parts() 
 }
 
 /// A retried request: what only retries need (the next request, the wait, the jitter state)
-/// is allocated once, at the first retryable failure, and reused. Each further retry costs
+/// is allocated once, when the first retry is decided, and reused. Each further retry costs
 /// only its resend's [`Attempt`](palisade_retry::Attempt), which the `http::Extensions` map
 /// boxes (3 allocations), not a new wait or a new box for the request.
 #[test]
@@ -186,10 +186,16 @@ fn success_path_with_a_prometheus_recorder_allocates_next_to_nothing() {
     let n = per_call(&mut svc, || Request::new(Empty::<Bytes>::new()));
     report_allocations("retry success (bodiless http GET, Prometheus recorder)", n);
     assert!(n < 0.1, "{n} allocations per call");
-    let handle = recorder.handle();
-    assert!(
-        handle
-            .render()
-            .contains("palisade_retry_attempts_per_request")
+    // Every request was recorded: 100 warm-up calls and the measured ones.
+    let text = recorder.handle().render();
+    let done = format!(
+        "palisade_retry_attempts_total{{retry=\"alloc\",outcome=\"done\"}} {}",
+        CALLS + 100
     );
+    assert!(text.contains(&done), "{done} not in\n{text}");
+    let count = format!(
+        "palisade_retry_attempts_per_request_count{{retry=\"alloc\"}} {}",
+        CALLS + 100
+    );
+    assert!(text.contains(&count), "{count} not in\n{text}");
 }

@@ -32,7 +32,7 @@ where
     saved: P::Saved,
     attempt: u32,
     start: Option<Instant>,
-    /// Allocated at the first retryable failure and reused by every retry after it: a
+    /// Allocated when the first retry is decided and reused by every retry after it: a
     /// request that is never retried carries only this pointer.
     retrying: Option<Box<Retrying<P::Request>>>,
     #[pin]

@@ -136,8 +136,9 @@ impl Observer {
         }
     }
 
-    /// A request's last attempt returned its result (the success path: kept small enough to
-    /// inline).
+    /// A request ended without giving up a retry: its last attempt's result is returned, or
+    /// the inner service failed to get ready for a retry (the success path: kept small
+    /// enough to inline).
     #[inline]
     pub(crate) fn returned(&self, attempts: u32) {
         #[cfg(feature = "metrics")]

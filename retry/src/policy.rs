@@ -66,8 +66,10 @@ pub trait Replay<Req> {
     /// Whether [`replay`](Self::replay) would rebuild the request now, without building it.
     ///
     /// Asked before the retry budget, so that a request that cannot be sent again neither
-    /// takes from the budget nor counts as refused by it. The default says yes; `replay` may
-    /// still return `None`, and the retry is then given back to the budget.
+    /// takes from the budget nor counts as refused by it. The default says yes: a policy whose
+    /// `replay` can return `None` should override it, or its requests that cannot be sent
+    /// again are reported as refused by the budget when the budget is spent. When `replay`
+    /// returns `None` after all, the retry taken from the budget is given back.
     fn can_replay(&self, saved: &Self::Saved) -> bool {
         let _ = saved;
         true

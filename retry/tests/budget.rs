@@ -67,8 +67,8 @@ async fn retries_stay_within_budget_and_refill_after_recovery() {
     );
 }
 
-/// A retry the budget allowed but that could not be made (the body was over the limit, so it
-/// cannot be sent again) is given back: it does not use up the budget of requests that can.
+/// A failure that cannot be retried (the body was over the limit, so it cannot be sent again)
+/// never takes from the budget: it does not use up the budget of requests that can be.
 #[cfg(feature = "http")]
 #[tokio::test(start_paused = true)]
 async fn a_retry_that_cannot_be_replayed_does_not_spend_the_budget() {
@@ -165,4 +165,70 @@ async fn a_failure_that_cannot_be_replayed_is_not_counted_as_refused_by_the_budg
         1,
         "replayable, and refused"
     );
+}
+
+/// A policy that can replay only even requests and does not say so ahead (`can_replay` keeps
+/// its default): the budget is asked first, and `replay` refuses afterwards.
+#[derive(Clone)]
+struct EvenOnly;
+
+impl palisade_retry::Replay<u32> for EvenOnly {
+    type Request = u32;
+    type Saved = u32;
+
+    fn prepare<R>(&self, req: u32, send: impl FnOnce(u32) -> R) -> (R, u32) {
+        (send(req), req)
+    }
+
+    fn replay(&self, saved: &mut u32, _: palisade_retry::Attempt) -> Option<u32> {
+        (*saved % 2 == 0).then_some(*saved)
+    }
+}
+
+impl palisade_retry::Policy<u32, (), &'static str> for EvenOnly {
+    fn classify(&self, _: &u32, result: &Result<(), &'static str>) -> palisade_retry::Decision {
+        match result {
+            Err(_) => palisade_retry::Decision::retry("down"),
+            Ok(()) => palisade_retry::Decision::Return,
+        }
+    }
+}
+
+/// A retry taken from the budget whose request then cannot be rebuilt is given back: the
+/// budget's one retry is still there for the next request that can be retried.
+#[tokio::test(start_paused = true)]
+async fn a_retry_taken_but_not_rebuilt_is_given_back_to_the_budget() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let even_failed = Arc::new(AtomicBool::new(false));
+    let (c2, e2) = (calls.clone(), even_failed.clone());
+    // Odd requests always fail; an even one fails once, then succeeds.
+    let inner = service_fn(move |n: u32| {
+        c2.fetch_add(1, Ordering::SeqCst);
+        let fail = n % 2 == 1 || !e2.swap(true, Ordering::SeqCst);
+        std::future::ready(if fail { Err("down") } else { Ok(()) })
+    });
+    let layer = RetryLayer::builder("given-back", EvenOnly)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .jitter(Jitter::None)
+        // One retry in the window, and no share of the traffic.
+        .budget(Budget::new(0.0, 1, Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    let svc = layer.layer(inner);
+    for _ in 0..5 {
+        assert_eq!(svc.clone().oneshot(1).await, Err("down"));
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        5,
+        "odd requests are sent once"
+    );
+    assert_eq!(
+        svc.clone().oneshot(2).await,
+        Ok(()),
+        "the one retry was still there"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 7);
+    assert_eq!(layer.stats().budget_exhausted(), 0);
+    assert_eq!(layer.stats().retries(), 1);
 }

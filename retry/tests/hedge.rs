@@ -125,8 +125,8 @@ async fn hedges_are_limited_by_the_budget() {
     assert_eq!(calls.load(Ordering::SeqCst), 4);
 }
 
-/// A hedge that cannot be sent (the body was over the limit) gives its unit back to the
-/// budget: the next slow request is still hedged.
+/// A hedge that cannot be sent (the body was over the limit) never takes from the budget:
+/// the next slow request is still hedged.
 #[tokio::test(start_paused = true)]
 async fn a_hedge_that_cannot_be_replayed_does_not_spend_the_budget() {
     let (calls, live) = (Arc::new(AtomicU32::new(0)), Arc::default());
@@ -147,4 +147,53 @@ async fn a_hedge_that_cannot_be_replayed_does_not_spend_the_budget() {
 fn an_invalid_delay_names_the_field() {
     let e = HedgeLayer::new(HttpPolicy::new(), Duration::ZERO).unwrap_err();
     assert_eq!(e.field(), "delay");
+}
+
+/// A policy that can replay only even requests and does not say so ahead.
+#[derive(Clone)]
+struct EvenOnly;
+
+impl palisade_retry::Replay<u32> for EvenOnly {
+    type Request = u32;
+    type Saved = u32;
+
+    fn prepare<R>(&self, req: u32, send: impl FnOnce(u32) -> R) -> (R, u32) {
+        (send(req), req)
+    }
+
+    fn replay(&self, saved: &mut u32, _: Attempt) -> Option<u32> {
+        (*saved % 2 == 0).then_some(*saved)
+    }
+}
+
+impl palisade_retry::Policy<u32, u32, std::io::Error> for EvenOnly {
+    fn classify(&self, _: &u32, _: &Result<u32, std::io::Error>) -> palisade_retry::Decision {
+        palisade_retry::Decision::Return
+    }
+}
+
+/// A hedge taken from the budget whose request then cannot be rebuilt gives the unit back:
+/// the next slow request is still hedged.
+#[tokio::test(start_paused = true)]
+async fn a_hedge_taken_but_not_rebuilt_is_given_back_to_the_budget() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c2 = calls.clone();
+    // The first two calls are slow, later ones fast; each answers with its call number.
+    let inner = service_fn(move |_: u32| {
+        let n = c2.fetch_add(1, Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(if n < 2 { 200 * MS } else { 10 * MS }).await;
+            Ok::<_, std::io::Error>(n)
+        }
+    });
+    let budget = palisade_retry::Budget::new(0.0, 1, Duration::from_secs(1));
+    let layer = HedgeLayer::with_budget(EvenOnly, 50 * MS, Some(budget)).unwrap();
+    let svc = layer.layer(inner);
+    assert_eq!(
+        svc.clone().oneshot(1).await.unwrap(),
+        0,
+        "odd: never hedged"
+    );
+    assert_eq!(svc.clone().oneshot(2).await.unwrap(), 2, "the hedge won");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
