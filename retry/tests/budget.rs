@@ -181,7 +181,7 @@ impl palisade_retry::Replay<u32> for EvenOnly {
     }
 
     fn replay(&self, saved: &mut u32, _: palisade_retry::Attempt) -> Option<u32> {
-        (*saved % 2 == 0).then_some(*saved)
+        saved.is_multiple_of(2).then_some(*saved)
     }
 }
 
@@ -204,7 +204,7 @@ async fn a_retry_taken_but_not_rebuilt_is_given_back_to_the_budget() {
     // Odd requests always fail; an even one fails once, then succeeds.
     let inner = service_fn(move |n: u32| {
         c2.fetch_add(1, Ordering::SeqCst);
-        let fail = n % 2 == 1 || !e2.swap(true, Ordering::SeqCst);
+        let fail = !n.is_multiple_of(2) || !e2.swap(true, Ordering::SeqCst);
         std::future::ready(if fail { Err("down") } else { Ok(()) })
     });
     let layer = RetryLayer::builder("given-back", EvenOnly)

@@ -162,7 +162,7 @@ impl palisade_retry::Replay<u32> for EvenOnly {
     }
 
     fn replay(&self, saved: &mut u32, _: Attempt) -> Option<u32> {
-        (*saved % 2 == 0).then_some(*saved)
+        saved.is_multiple_of(2).then_some(*saved)
     }
 }
 
