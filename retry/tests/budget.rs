@@ -8,6 +8,9 @@ use std::time::Duration;
 use palisade_retry::{Backoff, Budget, Jitter, RetryIf, RetryLayer};
 use tower::{Layer, ServiceExt, service_fn};
 
+mod support;
+use support::EvenOnly;
+
 #[tokio::test(start_paused = true)]
 async fn retries_stay_within_budget_and_refill_after_recovery() {
     let failing = Arc::new(AtomicBool::new(true));
@@ -68,10 +71,12 @@ async fn retries_stay_within_budget_and_refill_after_recovery() {
 }
 
 /// A failure that cannot be retried (the body was over the limit, so it cannot be sent again)
-/// never takes from the budget: it does not use up the budget of requests that can be.
+/// neither takes from the budget nor counts as refused by it: the budget's one retry is still
+/// there for a request that can be retried, and `budget_exhausted` counts only the retries
+/// the budget stopped.
 #[cfg(feature = "http")]
 #[tokio::test(start_paused = true)]
-async fn a_retry_that_cannot_be_replayed_does_not_spend_the_budget() {
+async fn a_failure_that_cannot_be_replayed_leaves_the_budget_alone() {
     use bytes::Bytes;
     use http::{Method, Request, Response, StatusCode};
     use http_body_util::{BodyExt, Full};
@@ -93,7 +98,7 @@ async fn a_retry_that_cannot_be_replayed_does_not_spend_the_budget() {
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(res)
         }
     });
-    let layer = RetryLayer::builder("refund", HttpPolicy::new().body_limit(16))
+    let layer = RetryLayer::builder("replayable", HttpPolicy::new().body_limit(16))
         .backoff(Backoff::constant(Duration::ZERO))
         .jitter(Jitter::None)
         // One retry in the window, and no share of the traffic.
@@ -101,17 +106,21 @@ async fn a_retry_that_cannot_be_replayed_does_not_spend_the_budget() {
         .build()
         .unwrap();
     let svc = layer.layer(inner);
-    for _ in 0..5 {
-        let mut put = Request::new(Full::new(Bytes::from_static(&[b'x'; 64])));
+    let put = |body: &'static [u8]| {
+        let mut put = Request::new(Full::new(Bytes::from_static(body)));
         *put.method_mut() = Method::PUT;
-        let res = svc.clone().oneshot(put).await.unwrap();
-        assert_eq!(
-            res.status(),
-            StatusCode::SERVICE_UNAVAILABLE,
-            "over the limit: sent once"
-        );
+        put
+    };
+    for _ in 0..5 {
+        let res = svc.clone().oneshot(put(&[b'x'; 64])).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert_eq!(calls.load(Ordering::SeqCst), 5, "over the limit: sent once");
+    assert_eq!(
+        layer.stats().budget_exhausted(),
+        0,
+        "not replayable, not refused"
+    );
     let get = Request::new(Full::new(Bytes::new()));
     let res = svc.clone().oneshot(get).await.unwrap();
     assert_eq!(
@@ -120,78 +129,15 @@ async fn a_retry_that_cannot_be_replayed_does_not_spend_the_budget() {
         "the budget's one retry was still there"
     );
     assert_eq!(calls.load(Ordering::SeqCst), 7);
-    assert_eq!(layer.stats().budget_exhausted(), 0);
-}
-
-/// A failure that could not be retried anyway (its body was over the limit) is not counted as
-/// refused by the budget, even when the budget is spent: `budget_exhausted` counts only retries
-/// the budget actually stopped.
-#[cfg(feature = "http")]
-#[tokio::test(start_paused = true)]
-async fn a_failure_that_cannot_be_replayed_is_not_counted_as_refused_by_the_budget() {
-    use bytes::Bytes;
-    use http::{Method, Request, Response, StatusCode};
-    use http_body_util::{BodyExt, Full};
-    use palisade_retry::ReplayBody;
-    use palisade_retry::http::HttpPolicy;
-
-    let inner = service_fn(|req: Request<ReplayBody<Full<Bytes>>>| async move {
-        req.into_body().collect().await?;
-        let mut res = Response::new(());
-        *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(res)
-    });
-    let layer = RetryLayer::builder("spent", HttpPolicy::new().body_limit(16))
-        .backoff(Backoff::constant(Duration::ZERO))
-        .jitter(Jitter::None)
-        // No retry at all.
-        .budget(Budget::new(0.0, 0, Duration::from_secs(1)))
-        .build()
-        .unwrap();
-    let svc = layer.layer(inner);
-    let mut put = Request::new(Full::new(Bytes::from_static(&[b'x'; 64])));
-    *put.method_mut() = Method::PUT;
-    svc.clone().oneshot(put).await.unwrap();
-    assert_eq!(
-        layer.stats().budget_exhausted(),
-        0,
-        "not replayable, not refused"
-    );
-    let mut put = Request::new(Full::new(Bytes::from_static(b"small")));
-    *put.method_mut() = Method::PUT;
-    svc.clone().oneshot(put).await.unwrap();
+    // The budget is spent now: a replayable failure is refused, and counted.
+    let res = svc.clone().oneshot(put(b"small")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(calls.load(Ordering::SeqCst), 8);
     assert_eq!(
         layer.stats().budget_exhausted(),
         1,
         "replayable, and refused"
     );
-}
-
-/// A policy that can replay only even requests and does not say so ahead (`can_replay` keeps
-/// its default): the budget is asked first, and `replay` refuses afterwards.
-#[derive(Clone)]
-struct EvenOnly;
-
-impl palisade_retry::Replay<u32> for EvenOnly {
-    type Request = u32;
-    type Saved = u32;
-
-    fn prepare<R>(&self, req: u32, send: impl FnOnce(u32) -> R) -> (R, u32) {
-        (send(req), req)
-    }
-
-    fn replay(&self, saved: &mut u32, _: palisade_retry::Attempt) -> Option<u32> {
-        saved.is_multiple_of(2).then_some(*saved)
-    }
-}
-
-impl palisade_retry::Policy<u32, (), &'static str> for EvenOnly {
-    fn classify(&self, _: &u32, result: &Result<(), &'static str>) -> palisade_retry::Decision {
-        match result {
-            Err(_) => palisade_retry::Decision::retry("down"),
-            Ok(()) => palisade_retry::Decision::Return,
-        }
-    }
 }
 
 /// A retry taken from the budget whose request then cannot be rebuilt is given back: the

@@ -14,6 +14,9 @@ use palisade_retry::{Attempt, HedgeLayer, ReplayBody};
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt, service_fn};
 
+mod support;
+use support::EvenOnly;
+
 const MS: Duration = Duration::from_millis(1);
 
 struct Live(Arc<AtomicU32>);
@@ -147,29 +150,6 @@ async fn a_hedge_that_cannot_be_replayed_does_not_spend_the_budget() {
 fn an_invalid_delay_names_the_field() {
     let e = HedgeLayer::new(HttpPolicy::new(), Duration::ZERO).unwrap_err();
     assert_eq!(e.field(), "delay");
-}
-
-/// A policy that can replay only even requests and does not say so ahead.
-#[derive(Clone)]
-struct EvenOnly;
-
-impl palisade_retry::Replay<u32> for EvenOnly {
-    type Request = u32;
-    type Saved = u32;
-
-    fn prepare<R>(&self, req: u32, send: impl FnOnce(u32) -> R) -> (R, u32) {
-        (send(req), req)
-    }
-
-    fn replay(&self, saved: &mut u32, _: Attempt) -> Option<u32> {
-        saved.is_multiple_of(2).then_some(*saved)
-    }
-}
-
-impl palisade_retry::Policy<u32, u32, std::io::Error> for EvenOnly {
-    fn classify(&self, _: &u32, _: &Result<u32, std::io::Error>) -> palisade_retry::Decision {
-        palisade_retry::Decision::Return
-    }
 }
 
 /// A hedge taken from the budget whose request then cannot be rebuilt gives the unit back:
