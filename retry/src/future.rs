@@ -143,22 +143,17 @@ where
                     // The box is made only once a retry is decided: a failure that is given
                     // up (budget, deadline, attempts) allocates nothing.
                     let mut fresh = None;
-                    let backoff = match this.retrying.as_deref_mut() {
-                        Some(r) => config.jitter.apply(
-                            &config.backoff,
-                            retry,
-                            r.prev_delay,
-                            config.max_delay,
-                            &mut r.rng,
-                        ),
-                        None => config.jitter.apply(
-                            &config.backoff,
-                            retry,
-                            None,
-                            config.max_delay,
-                            fresh.insert(seeded_rng(&local.shared)),
-                        ),
+                    let (prev_delay, rng) = match this.retrying.as_deref_mut() {
+                        Some(r) => (r.prev_delay, &mut r.rng),
+                        None => (None, fresh.insert(seeded_rng(&local.shared))),
                     };
+                    let backoff = config.jitter.apply(
+                        &config.backoff,
+                        retry,
+                        prev_delay,
+                        config.max_delay,
+                        rng,
+                    );
                     if strict && hint.is_some_and(|h| h > config.max_delay) {
                         observer.gave_up(*this.attempt, GiveUp::HintTooLong);
                         return Poll::Ready(result);
