@@ -9,7 +9,7 @@ use palisade_retry::{Backoff, Budget, Jitter, RetryIf, RetryLayer};
 use tower::{Layer, ServiceExt, service_fn};
 
 mod support;
-use support::EvenOnly;
+use support::{EvenOnly, one_retry_budget};
 
 #[tokio::test(start_paused = true)]
 async fn retries_stay_within_budget_and_refill_after_recovery() {
@@ -98,13 +98,7 @@ async fn a_failure_that_cannot_be_replayed_leaves_the_budget_alone() {
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(res)
         }
     });
-    let layer = RetryLayer::builder("replayable", HttpPolicy::new().body_limit(16))
-        .backoff(Backoff::constant(Duration::ZERO))
-        .jitter(Jitter::None)
-        // One retry in the window, and no share of the traffic.
-        .budget(Budget::new(0.0, 1, Duration::from_secs(1)))
-        .build()
-        .unwrap();
+    let layer = one_retry_budget("replayable", HttpPolicy::new().body_limit(16));
     let svc = layer.layer(inner);
     let put = |body: &'static [u8]| {
         let mut put = Request::new(Full::new(Bytes::from_static(body)));
@@ -153,13 +147,7 @@ async fn a_retry_taken_but_not_rebuilt_is_given_back_to_the_budget() {
         let fail = !n.is_multiple_of(2) || !e2.swap(true, Ordering::SeqCst);
         std::future::ready(if fail { Err("down") } else { Ok(()) })
     });
-    let layer = RetryLayer::builder("given-back", EvenOnly)
-        .backoff(Backoff::constant(Duration::ZERO))
-        .jitter(Jitter::None)
-        // One retry in the window, and no share of the traffic.
-        .budget(Budget::new(0.0, 1, Duration::from_secs(1)))
-        .build()
-        .unwrap();
+    let layer = one_retry_budget("given-back", EvenOnly);
     let svc = layer.layer(inner);
     for _ in 0..5 {
         assert_eq!(svc.clone().oneshot(1).await, Err("down"));

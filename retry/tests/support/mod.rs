@@ -29,3 +29,19 @@ impl<Res, E> Policy<u32, Res, E> for EvenOnly {
         }
     }
 }
+
+/// A layer with no backoff, no jitter and a budget of exactly one retry in its window (no
+/// share of the traffic): what the budget tests need to see a single unit taken or kept.
+#[allow(
+    dead_code,
+    reason = "not every test file that includes support uses it"
+)]
+pub(crate) fn one_retry_budget<P>(name: &'static str, policy: P) -> palisade_retry::RetryLayer<P> {
+    use std::time::Duration;
+    palisade_retry::RetryLayer::builder(name, policy)
+        .backoff(palisade_retry::Backoff::constant(Duration::ZERO))
+        .jitter(palisade_retry::Jitter::None)
+        .budget(palisade_retry::Budget::new(0.0, 1, Duration::from_secs(1)))
+        .build()
+        .unwrap()
+}
