@@ -60,50 +60,90 @@ pub fn find_circuit_open<'a>(
     None
 }
 
-/// Classifies an error from a client stack: connection errors and timeouts are retried; a
-/// circuit breaker's rejection is retried after its `retry_after` (and returned at once when
-/// that is unknown); anything else is returned.
-pub(crate) fn classify_error(err: &(dyn Error + 'static)) -> Decision {
+/// What a client stack's error says about the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// A circuit breaker refused the call (nothing was sent): retry after this long, or
+    /// never when the breaker does not say.
+    #[cfg_attr(not(feature = "circuit-breaker"), allow(dead_code))]
+    CircuitOpen(Option<std::time::Duration>),
+    /// The connection was never made (refused, hyper-util's connect error): the request
+    /// never left the client.
+    NotSent,
+    /// A timeout: the server may have received and processed the request.
+    Timeout,
+    /// The connection failed during the call (reset, broken, closed early, a transport
+    /// error): the server may have received and processed the request.
+    Transport,
+    /// Anything else.
+    Other,
+}
+
+/// Classifies an error from a client stack by walking its `source()` chain.
+///
+/// The most telling cause wins: a breaker's rejection, a refused connection or a timeout
+/// found anywhere in the chain is reported as such, even under a generic transport error
+/// (tonic's `transport::Error` wraps the `io::Error` of a refused connection).
+pub(crate) fn classify_failure(err: &(dyn Error + 'static)) -> Failure {
+    #[cfg_attr(not(feature = "grpc"), allow(unused_mut))]
+    let mut found = Failure::Other;
     let mut cur = Some(err);
     while let Some(e) = cur {
         #[cfg(feature = "circuit-breaker")]
         if let Some(open) = e.downcast_ref::<palisade_circuit_breaker::error::CircuitOpen>() {
-            return match open.retry_after() {
-                Some(after) => Decision::RetryAfter {
-                    reason: "circuit open",
-                    after,
-                },
-                None => Decision::Return,
-            };
+            return Failure::CircuitOpen(open.retry_after());
         }
         if e.is::<tower::timeout::error::Elapsed>() || e.is::<tokio::time::error::Elapsed>() {
-            return Decision::retry("timeout");
+            return Failure::Timeout;
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind as K;
             match io.kind() {
-                K::TimedOut => return Decision::retry("timeout"),
-                K::ConnectionRefused
-                | K::ConnectionReset
+                K::ConnectionRefused => return Failure::NotSent,
+                K::TimedOut => return Failure::Timeout,
+                K::ConnectionReset
                 | K::ConnectionAborted
                 | K::NotConnected
                 | K::BrokenPipe
-                | K::UnexpectedEof => return Decision::retry("connection error"),
+                | K::UnexpectedEof => return Failure::Transport,
                 _ => {}
             }
         }
         if let Some(h) = e.downcast_ref::<hyper_util::client::legacy::Error>()
             && h.is_connect()
         {
-            return Decision::retry("connection error");
+            return Failure::NotSent;
         }
         // A tonic channel's own error: the call failed in transport (a gRPC status from the
-        // server is a response, not an error, at this level).
+        // server is a response, not an error, at this level). Its sources may say more.
         #[cfg(feature = "grpc")]
         if e.is::<tonic::transport::Error>() {
-            return Decision::retry("connection error");
+            found = Failure::Transport;
         }
         cur = e.source();
     }
-    Decision::Return
+    found
+}
+
+/// The HTTP policy's verdict on an error: connection errors and timeouts are retried; a
+/// circuit breaker's rejection is retried after its `retry_after` (and returned at once when
+/// that is unknown); anything else is returned.
+pub(crate) fn classify_error(err: &(dyn Error + 'static)) -> Decision {
+    match classify_failure(err) {
+        Failure::CircuitOpen(after) => circuit_open(after),
+        Failure::NotSent | Failure::Transport => Decision::retry("connection error"),
+        Failure::Timeout => Decision::retry("timeout"),
+        Failure::Other => Decision::Return,
+    }
+}
+
+/// A breaker's rejection: retried only after its `retry_after`, returned when it has none.
+pub(crate) fn circuit_open(after: Option<std::time::Duration>) -> Decision {
+    match after {
+        Some(after) => Decision::RetryAfter {
+            reason: "circuit open",
+            after,
+        },
+        None => Decision::Return,
+    }
 }

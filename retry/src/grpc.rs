@@ -1,14 +1,26 @@
 //! The gRPC policy, for tonic clients.
 //!
-//! [`GrpcPolicy`] follows gRFC A6 (client retries): it retries calls whose status is in a set of
-//! codes (default `UNAVAILABLE`), and connection errors and timeouts as
-//! [`HttpPolicy`](crate::http::HttpPolicy) does. It reads the status from the response
-//! **headers** (a "trailers-only" response, which is how servers answer a call they did not
-//! process); once a response has arrived with its status left for the trailers, the call is
-//! *committed* and is never retried. It honours `grpc-retry-pushback-ms` (a wait in
-//! milliseconds; a negative or malformed value means "do not retry") and sets
-//! `grpc-previous-rpc-attempts` on every retry. gRPC requests are POSTs, but the method is not
-//! consulted: gRPC retries calls that the server did not process, as the status codes say.
+//! [`GrpcPolicy`] follows gRFC A6 (client retries):
+//!
+//! - A call whose **status** is in a set of codes (default `UNAVAILABLE`) is retried, for
+//!   every method: the server (or a proxy) said so. The status is read from the response
+//!   **headers** (a "trailers-only" response, which is how servers answer a call they did
+//!   not process); once a response has arrived with its status left for the trailers, the
+//!   call is *committed* and is never retried. A proxy's HTTP error without a `grpc-status`
+//!   is mapped as the gRPC spec says (`429`, `502`, `503`, `504` are `UNAVAILABLE`, `404` is
+//!   `UNIMPLEMENTED`, …).
+//! - A call that **never left the client** (the connection was refused, a circuit breaker
+//!   rejected it) is retried for every method, a rejection only after the breaker's
+//!   `retry_after`.
+//! - A call whose outcome is **unknown** — a timeout, or a connection lost mid-call — may
+//!   have been processed by the server. It is retried only for the methods declared
+//!   [idempotent](GrpcPolicy::idempotent_methods), as `DEADLINE_EXCEEDED` (a timeout) or
+//!   `UNAVAILABLE` (a lost connection), when that code is in the set.
+//!
+//! It honours `grpc-retry-pushback-ms` (a wait in milliseconds; a negative or malformed value
+//! means "do not retry") and sets `grpc-previous-rpc-attempts` on every retry. gRPC requests
+//! are POSTs, so the HTTP method is not consulted. Only the methods declared idempotent are
+//! [hedged](crate::hedge).
 //!
 //! # Tonic channels
 //!
@@ -37,13 +49,15 @@
 //! # }
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderValue, Request, Response};
 use http_body::Body;
 
 use crate::body::ReplayBody;
-use crate::http::{DEFAULT_BODY_LIMIT, HttpSaved, classify_err, prepare, replay};
+use crate::classify::{Failure, as_error, circuit_open, classify_failure};
+use crate::http::{DEFAULT_BODY_LIMIT, HttpSaved, prepare, replay};
 use crate::policy::{Decision, Policy, Replay};
 use crate::{Attempt, ConfigError};
 
@@ -52,10 +66,13 @@ use crate::{Attempt, ConfigError};
 /// # Default
 /// - codes: `UNAVAILABLE` (14)
 /// - body limit: 64 KiB
+/// - idempotent methods: none (timeouts and connections lost mid-call are not retried, and
+///   nothing is hedged)
 #[derive(Debug, Clone)]
 pub struct GrpcPolicy {
     body_limit: usize,
     codes: u32,
+    idempotent: Arc<[Box<str>]>,
 }
 
 impl Default for GrpcPolicy {
@@ -63,6 +80,7 @@ impl Default for GrpcPolicy {
         Self {
             body_limit: DEFAULT_BODY_LIMIT,
             codes: 1 << (tonic::Code::Unavailable as u32),
+            idempotent: Arc::new([]),
         }
     }
 }
@@ -101,6 +119,90 @@ impl GrpcPolicy {
     /// Whether `code` is retried.
     pub fn retries_code(&self, code: tonic::Code) -> bool {
         self.codes & (1 << (code as u32)) != 0
+    }
+
+    /// Declares the methods that are safe to repeat: a call to one of them whose outcome is
+    /// unknown (a timeout, a connection lost mid-call) is retried, and it may be hedged.
+    ///
+    /// Each entry is a full method path, `/package.Service/Method`, or a whole service,
+    /// `/package.Service/` (ending in `/`); `/` alone declares every method. Replaces any
+    /// earlier list.
+    ///
+    /// # Errors
+    /// An entry that does not start with `/`, or names a method without its service,
+    /// naming the field `idempotent_methods`.
+    pub fn idempotent_methods<I>(mut self, methods: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let mut list = Vec::new();
+        for m in methods {
+            let m: String = m.into();
+            let valid = m == "/"
+                || m.strip_prefix('/').is_some_and(|rest| {
+                    let (service, method) = rest.split_once('/').unwrap_or((rest, ""));
+                    !service.is_empty() && !method.contains('/') && rest.contains('/')
+                });
+            if !valid {
+                return Err(ConfigError::new(
+                    "idempotent_methods",
+                    format!("expected `/package.Service/Method` or `/package.Service/`, got {m:?}"),
+                ));
+            }
+            list.push(m.into_boxed_str());
+        }
+        self.idempotent = list.into();
+        Ok(self)
+    }
+
+    /// Whether calls to `path` (`/package.Service/Method`) are declared idempotent.
+    pub fn is_idempotent(&self, path: &str) -> bool {
+        self.idempotent.iter().any(|m| {
+            if m.ends_with('/') {
+                path.starts_with(&**m)
+            } else {
+                path == &**m
+            }
+        })
+    }
+
+    fn saved_idempotent<B>(&self, saved: &HttpSaved<B>) -> bool {
+        saved.path().is_some_and(|p| self.is_idempotent(p))
+    }
+
+    /// The verdict on an error: see the [module docs](self).
+    fn classify_error<B>(
+        &self,
+        saved: &HttpSaved<B>,
+        err: &(dyn std::error::Error + 'static),
+    ) -> Decision {
+        let (code, reason) = match classify_failure(err) {
+            Failure::CircuitOpen(after) => return circuit_open(after),
+            Failure::NotSent => return Decision::retry("connection error"),
+            Failure::Timeout => (tonic::Code::DeadlineExceeded, "timeout"),
+            Failure::Transport => (tonic::Code::Unavailable, "connection error"),
+            Failure::Other => return Decision::Return,
+        };
+        if self.retries_code(code) && self.saved_idempotent(saved) {
+            Decision::retry(reason)
+        } else {
+            Decision::Return
+        }
+    }
+}
+
+/// The gRPC status for an HTTP response without `grpc-status` (a proxy's answer), as the
+/// gRPC spec maps them ("HTTP to gRPC Status Code Mapping").
+fn code_for_http_status(status: http::StatusCode) -> tonic::Code {
+    use tonic::Code as C;
+    match status.as_u16() {
+        400 => C::Internal,
+        401 => C::Unauthenticated,
+        403 => C::PermissionDenied,
+        404 => C::Unimplemented,
+        429 | 502 | 503 | 504 => C::Unavailable,
+        _ => C::Unknown,
     }
 }
 
@@ -159,6 +261,11 @@ impl<B: Body> Replay<Request<B>> for GrpcPolicy {
         saved.replayable()
     }
 
+    /// Only the methods declared [idempotent](GrpcPolicy::idempotent_methods).
+    fn can_hedge(&self, saved: &HttpSaved<B>) -> bool {
+        saved.replayable() && self.saved_idempotent(saved)
+    }
+
     fn replay(&self, saved: &mut HttpSaved<B>, attempt: Attempt) -> Option<Self::Request> {
         let mut req = replay(saved, attempt)?;
         req.headers_mut().insert(
@@ -174,20 +281,24 @@ where
     B: Body,
     E: 'static,
 {
-    fn classify(&self, _: &HttpSaved<B>, result: &Result<Response<RB>, E>) -> Decision {
+    fn classify(&self, saved: &HttpSaved<B>, result: &Result<Response<RB>, E>) -> Decision {
         let res = match result {
-            Err(e) => return classify_err(e),
+            Err(e) => {
+                return as_error(e).map_or(Decision::Return, |e| self.classify_error(saved, e));
+            }
             Ok(res) => res,
         };
         let headers = res.headers();
-        // No status in the headers: the call is committed (status in the trailers).
-        let Some(code) = headers.get("grpc-status").and_then(|v| v.to_str().ok()) else {
-            return Decision::Return;
+        let code = match headers.get("grpc-status") {
+            Some(v) => match v.to_str().ok().and_then(|c| c.trim().parse::<i32>().ok()) {
+                Some(c) => tonic::Code::from_i32(c),
+                None => return Decision::Return,
+            },
+            // Not a gRPC answer at all: a proxy's HTTP error.
+            None if res.status() != http::StatusCode::OK => code_for_http_status(res.status()),
+            // No status in the headers: the call is committed (status in the trailers).
+            None => return Decision::Return,
         };
-        let Ok(code) = code.trim().parse::<i32>() else {
-            return Decision::Return;
-        };
-        let code = tonic::Code::from_i32(code);
         if code == tonic::Code::Ok || !self.retries_code(code) {
             return Decision::Return;
         }

@@ -6,9 +6,13 @@
 //! attempt is dropped, which cancels it. If the first attempt fails in a retryable way before
 //! the delay, the second is sent at once.
 //!
-//! Only requests the [`Policy`] can replay are hedged, so with
-//! [`HttpPolicy`](crate::http::HttpPolicy) only idempotent requests whose body was read whole
-//! (a bodiless `GET` always); the second attempt carries [`Attempt`] 2. Hedges are drawn
+//! Only requests the [`Policy`] says may be hedged ([`Replay::can_hedge`]) are: with
+//! [`HttpPolicy`](crate::http::HttpPolicy) idempotent requests whose body was read whole (a
+//! bodiless `GET` always), with [`GrpcPolicy`](crate::grpc::GrpcPolicy) only the methods it
+//! declares [idempotent](crate::grpc::GrpcPolicy::idempotent_methods). The second attempt
+//! carries [`Attempt`] 2. A failure that carries a server's hint (`Retry-After`,
+//! `grpc-retry-pushback-ms`) or a breaker's rejection is not hedged at once: it is returned
+//! (unless the hedge is already in flight), since the server asked for time. Hedges are drawn
 //! from a [retry budget](crate::budget) (by default 10 % of requests, plus 1 per second),
 //! so a slow dependency does not get twice the load.
 
@@ -203,9 +207,14 @@ where
             && let Poll::Ready(result) = fut.poll(cx)
         {
             this.first.set(None);
-            let retryable = !matches!(this.policy.classify(this.saved, &result), Decision::Return);
-            if !retryable || this.second.is_none() && this.timer.is_none() && this.pending.is_none()
-            {
+            let decision = this.policy.classify(this.saved, &result);
+            let hedge_now = at_once(decision);
+            let retryable = !matches!(decision, Decision::Return);
+            let waiting_for_second = this.second.is_some() || this.pending.is_some();
+            if !retryable || !waiting_for_second && (this.timer.is_none() || !hedge_now) {
+                // The hedge not yet sent (or the one just decided) is not needed now.
+                this.second.set(None);
+                *this.pending = None;
                 return Poll::Ready(result);
             }
             // A retryable failure: hedge now rather than after the delay.
@@ -220,7 +229,7 @@ where
         {
             *this.timer = None;
             let taken = match this.budget.as_ref() {
-                _ if !this.policy.can_replay(this.saved) => None,
+                _ if !this.policy.can_hedge(this.saved) => None,
                 None => Some(None),
                 Some(b) => b.take(Instant::now()).map(|epoch| Some((b, epoch))),
             };
@@ -256,6 +265,8 @@ where
             this.second.set(None);
             let retryable = !matches!(this.policy.classify(this.saved, &result), Decision::Return);
             if !retryable || this.first.is_none() {
+                // The loser is cancelled now, not when the caller drops this future.
+                this.first.set(None);
                 return Poll::Ready(result);
             }
             *this.fallback = Some(result);
@@ -269,4 +280,10 @@ where
         }
         Poll::Pending
     }
+}
+
+/// Whether a retryable failure of the first attempt may be hedged at once: not when the server
+/// or a breaker asked for time.
+fn at_once(decision: Decision) -> bool {
+    matches!(decision, Decision::Retry { hint: None, .. })
 }

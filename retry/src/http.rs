@@ -156,6 +156,12 @@ impl<B> HttpSaved<B> {
     pub(crate) fn replayable(&self) -> bool {
         self.eligible() && self.body.replayable()
     }
+
+    /// The request's path, when it is eligible.
+    #[cfg(feature = "grpc")]
+    pub(crate) fn path(&self) -> Option<&str> {
+        self.parts.as_ref().map(|p| p.uri.path())
+    }
 }
 
 /// Prepares the first attempt and hands it to `send`.

@@ -13,7 +13,8 @@
 //! - **what is retried** is a [`Policy`]: [`RetryIf`] (any `Clone` request, a predicate on the
 //!   result), [`http::HttpPolicy`] (connection errors, timeouts, 429/502/503/504, idempotent
 //!   methods or an `Idempotency-Key`, `Retry-After` in both forms) and [`grpc::GrpcPolicy`]
-//!   (UNAVAILABLE by default, `grpc-retry-pushback-ms`, `grpc-previous-rpc-attempts`);
+//!   (UNAVAILABLE by default, `grpc-retry-pushback-ms`, `grpc-previous-rpc-attempts`; a
+//!   timeout or a connection lost mid-call only for methods declared idempotent);
 //! - **body replay** without `Clone`: the body is kept as it is sent, up to a limit
 //!   (64 KiB), and re-sent byte-identical; a body over the limit, or a gRPC call whose response
 //!   has started, is never retried (see [`ReplayBody`]);

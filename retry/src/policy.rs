@@ -75,6 +75,17 @@ pub trait Replay<Req> {
         true
     }
 
+    /// Whether the request may be hedged: sent a second time while the first attempt is still
+    /// in flight (see [`hedge`](crate::hedge)). Both attempts may then be processed, so only
+    /// requests that are safe to repeat should say yes.
+    ///
+    /// The default is [`can_replay`](Self::can_replay): right for a policy that only replays
+    /// requests safe to repeat, as the HTTP policy does. The gRPC policy says yes only for
+    /// the methods declared idempotent.
+    fn can_hedge(&self, saved: &Self::Saved) -> bool {
+        self.can_replay(saved)
+    }
+
     /// Rebuilds the request for attempt `attempt`, or `None` when it cannot be sent again
     /// byte-identical (a body over the limit, or not fully read by the inner service).
     fn replay(&self, saved: &mut Self::Saved, attempt: Attempt) -> Option<Self::Request>;

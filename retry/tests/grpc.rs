@@ -211,3 +211,150 @@ async fn a_committed_response_is_never_retried() {
         );
     }
 }
+
+/// How many calls a request to `path` makes through a three-attempt retry, when every attempt
+/// ends in `outcome()`.
+async fn calls_for<F>(policy: GrpcPolicy, path: &str, outcome: F) -> u32
+where
+    F: Fn() -> Result<http::Response<()>, tower::BoxError> + Send + Sync + 'static,
+{
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use palisade_retry::ReplayBody;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use tower::{Layer, ServiceExt, service_fn};
+
+    let calls = Arc::new(AtomicU32::new(0));
+    let c2 = calls.clone();
+    let outcome = Arc::new(outcome);
+    let svc = service_fn(move |_: http::Request<ReplayBody<Full<Bytes>>>| {
+        c2.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(outcome())
+    });
+    let layer = RetryLayer::builder("inventory", policy)
+        .backoff(Backoff::constant(Duration::ZERO))
+        .max_attempts(3)
+        .without_budget()
+        .build()
+        .unwrap();
+    let req = http::Request::post(format!("http://127.0.0.1{path}"))
+        .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+        .unwrap();
+    let _ = layer.layer(svc).oneshot(req).await;
+    calls.load(Ordering::SeqCst)
+}
+
+const RESERVE: &str = "/inventory.v1.Inventory/Reserve";
+const CHECK: &str = "/inventory.v1.Inventory/CheckStock";
+
+fn io(kind: std::io::ErrorKind) -> tower::BoxError {
+    Box::new(std::io::Error::from(kind))
+}
+
+/// A timeout or a connection lost mid-call may have been processed: retried only for a
+/// method declared idempotent, and only when its code (DEADLINE_EXCEEDED, UNAVAILABLE) is
+/// retried. A refused connection sent nothing: retried for every method.
+#[tokio::test]
+async fn unknown_outcomes_are_retried_only_for_idempotent_methods() {
+    use std::io::ErrorKind as K;
+    use tonic::Code;
+    let timeout = || Err(Box::new(tower::timeout::error::Elapsed::new()) as tower::BoxError);
+    let reset = || Err(io(K::ConnectionReset));
+    let refused = || Err(io(K::ConnectionRefused));
+    let checks = || GrpcPolicy::new().idempotent_methods([CHECK]).unwrap();
+    let with_deadline = || {
+        checks()
+            .with_codes([Code::Unavailable, Code::DeadlineExceeded])
+            .unwrap()
+    };
+
+    assert_eq!(calls_for(with_deadline(), RESERVE, timeout).await, 1);
+    assert_eq!(calls_for(with_deadline(), CHECK, timeout).await, 3);
+    assert_eq!(
+        calls_for(checks(), CHECK, timeout).await,
+        1,
+        "DEADLINE_EXCEEDED is not in the default codes"
+    );
+    assert_eq!(calls_for(GrpcPolicy::new(), CHECK, reset).await, 1);
+    assert_eq!(calls_for(checks(), RESERVE, reset).await, 1);
+    assert_eq!(calls_for(checks(), CHECK, reset).await, 3);
+    let everything = GrpcPolicy::new().idempotent_methods(["/"]).unwrap();
+    assert_eq!(calls_for(everything, RESERVE, reset).await, 3);
+    assert_eq!(calls_for(GrpcPolicy::new(), RESERVE, refused).await, 3);
+}
+
+/// A proxy's HTTP error without `grpc-status` is read as the gRPC spec maps it: 502, 503,
+/// 504 and 429 are UNAVAILABLE (retried), 404 is UNIMPLEMENTED (not); a 200 without a status
+/// in its headers is a committed call.
+#[tokio::test]
+async fn a_proxy_error_is_mapped_to_its_grpc_code() {
+    for (status, calls) in [
+        (503, 3),
+        (502, 3),
+        (504, 3),
+        (429, 3),
+        (404, 1),
+        (500, 1),
+        (200, 1),
+    ] {
+        let respond = move || {
+            Ok(http::Response::builder()
+                .status(status)
+                .header("content-type", "text/html")
+                .body(())
+                .unwrap())
+        };
+        assert_eq!(
+            calls_for(GrpcPolicy::new(), RESERVE, respond).await,
+            calls,
+            "HTTP {status}"
+        );
+    }
+}
+
+#[test]
+fn idempotent_methods_are_validated() {
+    for bad in [
+        "",
+        "inventory.v1.Inventory/Reserve",
+        "//Reserve",
+        "/a/b/c",
+        "/inventory",
+    ] {
+        let e = GrpcPolicy::new().idempotent_methods([bad]).unwrap_err();
+        assert_eq!(e.field(), "idempotent_methods", "{bad:?}");
+    }
+    let p = GrpcPolicy::new()
+        .idempotent_methods(["/a.B/Get", "/c.D/"])
+        .unwrap();
+    assert!(p.is_idempotent("/a.B/Get"));
+    assert!(!p.is_idempotent("/a.B/Put"));
+    assert!(!p.is_idempotent("/a.B/GetMore"));
+    assert!(p.is_idempotent("/c.D/Anything"));
+    assert!(!p.is_idempotent("/c.DE/Anything"));
+}
+
+/// A real tonic channel to a port nobody listens on: the refused connection sent nothing, so
+/// even a method not declared idempotent is retried, and the last error is returned.
+#[tokio::test]
+async fn a_refused_connection_is_retried_for_any_method() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let delays = Arc::new(Mutex::new(Vec::new()));
+    let stack = ServiceBuilder::new()
+        .layer(retry(delays.clone()))
+        .layer(tonic_body())
+        .service(channel);
+    let mut client = HealthClient::new(stack);
+    let status = client
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(delays.lock().unwrap().len(), 3, "four attempts in all");
+}

@@ -12,7 +12,7 @@ use http_body_util::Full;
 use palisade_retry::http::HttpPolicy;
 use palisade_retry::{Attempt, HedgeLayer, ReplayBody};
 use tokio::time::Instant;
-use tower::{Layer, ServiceExt, service_fn};
+use tower::{Layer, Service, ServiceExt, service_fn};
 
 mod support;
 use support::EvenOnly;
@@ -71,13 +71,16 @@ async fn a_slow_first_attempt_is_overtaken_and_cancelled() {
         live.clone(),
     ));
     let t0 = Instant::now();
-    let res = svc.oneshot(get(Method::GET)).await.unwrap();
+    // Called directly: `oneshot` would drop the response future as soon as it is ready.
+    let fut = svc.clone().ready().await.unwrap().call(get(Method::GET));
+    tokio::pin!(fut);
+    let res = fut.as_mut().await.unwrap();
     assert_eq!(*res.body(), 2, "the hedge won");
     assert_eq!(t0.elapsed(), 60 * MS);
     assert_eq!(
         live.load(Ordering::SeqCst),
         0,
-        "the slow first attempt was cancelled"
+        "the slow first attempt was cancelled when the hedge won, before the future was dropped"
     );
 }
 
@@ -97,11 +100,18 @@ async fn the_first_attempt_still_wins_if_it_answers_first() {
     let layer = HedgeLayer::with_budget(HttpPolicy::new(), 50 * MS, None).unwrap();
     let svc = layer.layer(replicas(80 * MS, 500 * MS, calls.clone(), live.clone()));
     let t0 = Instant::now();
-    let res = svc.oneshot(get(Method::GET)).await.unwrap();
+    // Called directly: `oneshot` would drop the response future as soon as it is ready.
+    let fut = svc.clone().ready().await.unwrap().call(get(Method::GET));
+    tokio::pin!(fut);
+    let res = fut.as_mut().await.unwrap();
     assert_eq!(*res.body(), 1);
     assert_eq!(t0.elapsed(), 80 * MS);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-    assert_eq!(live.load(Ordering::SeqCst), 0, "the hedge was cancelled");
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "the hedge was cancelled when the first attempt won, before the future was dropped"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -176,4 +186,86 @@ async fn a_hedge_taken_but_not_rebuilt_is_given_back_to_the_budget() {
     );
     assert_eq!(svc.clone().oneshot(2).await.unwrap(), 2, "the hedge won");
     assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+/// Attempt 1 fails after 5 ms with 503 (and `retry_after`, when given); attempt 2 answers 200
+/// after 10 ms. Returns the status and the number of calls.
+async fn first_fails_fast(retry_after: Option<&'static str>) -> (u16, u32, Duration) {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c2 = calls.clone();
+    let inner = service_fn(move |req: Request<ReplayBody<Full<Bytes>>>| {
+        c2.fetch_add(1, Ordering::SeqCst);
+        let n = Attempt::of(req.extensions()).number();
+        async move {
+            tokio::time::sleep(if n == 1 { 5 * MS } else { 10 * MS }).await;
+            let mut res = Response::builder().status(if n == 1 { 503 } else { 200 });
+            if let (1, Some(after)) = (n, retry_after) {
+                res = res.header("retry-after", after);
+            }
+            Ok::<_, std::io::Error>(res.body(()).unwrap())
+        }
+    });
+    let layer = HedgeLayer::with_budget(HttpPolicy::new(), 50 * MS, None).unwrap();
+    let t0 = Instant::now();
+    let res = layer.layer(inner).oneshot(get(Method::GET)).await.unwrap();
+    (
+        res.status().as_u16(),
+        calls.load(Ordering::SeqCst),
+        t0.elapsed(),
+    )
+}
+
+/// A retryable failure before the delay is hedged at once, rather than after the delay.
+#[tokio::test(start_paused = true)]
+async fn a_fast_retryable_failure_is_hedged_at_once() {
+    assert_eq!(first_fails_fast(None).await, (200, 2, 15 * MS));
+}
+
+/// A failure carrying `Retry-After` is returned as it is: the server asked for time, and a
+/// hedge sent at once would ignore it.
+#[tokio::test(start_paused = true)]
+async fn a_failure_with_retry_after_is_not_hedged() {
+    assert_eq!(first_fails_fast(Some("1")).await, (503, 1, 5 * MS));
+}
+
+/// gRPC: only the methods declared idempotent are hedged.
+#[cfg(feature = "grpc")]
+#[tokio::test(start_paused = true)]
+async fn grpc_hedges_only_methods_declared_idempotent() {
+    use palisade_retry::grpc::GrpcPolicy;
+    let cases = [
+        (GrpcPolicy::new(), "/inventory.v1.Inventory/CheckStock", 1),
+        (
+            GrpcPolicy::new()
+                .idempotent_methods(["/inventory.v1.Inventory/CheckStock"])
+                .unwrap(),
+            "/inventory.v1.Inventory/CheckStock",
+            2,
+        ),
+        (
+            GrpcPolicy::new()
+                .idempotent_methods(["/inventory.v1.Inventory/CheckStock"])
+                .unwrap(),
+            "/inventory.v1.Inventory/Reserve",
+            1,
+        ),
+        (
+            GrpcPolicy::new()
+                .idempotent_methods(["/inventory.v1.Inventory/"])
+                .unwrap(),
+            "/inventory.v1.Inventory/Reserve",
+            2,
+        ),
+    ];
+    for (policy, path, winner) in cases {
+        let (calls, live) = (Arc::new(AtomicU32::new(0)), Arc::default());
+        let layer = HedgeLayer::with_budget(policy, 50 * MS, None).unwrap();
+        let svc = layer.layer(replicas(200 * MS, 10 * MS, calls.clone(), live));
+        let req = Request::post(format!("http://127.0.0.1{path}"))
+            .body(Full::default())
+            .unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(*res.body(), winner, "{path}");
+        assert_eq!(calls.load(Ordering::SeqCst), winner, "{path}");
+    }
 }

@@ -6,8 +6,10 @@
 //! replay body back into a `tonic::body::Body` right above the channel. Every resend
 //! carries a [`palisade_retry::Attempt`] (the client trace layer records
 //! `http.request.resend_count` from it) and `grpc-previous-rpc-attempts`.
-//! Both calls are safe to repeat: `Reserve` is idempotent by order id and `Release` is
-//! idempotent.
+//! Every `inventory.v1.InventoryService` call is safe to repeat (`CheckAvailability` reads,
+//! `Reserve` is idempotent by order id and `Release` is idempotent), so the whole service is
+//! declared idempotent: a call whose outcome is unknown (the per-try timeout, a connection
+//! lost mid-call) may be retried too.
 //!
 //! The policy: retry `UNAVAILABLE`, `DEADLINE_EXCEEDED`, the per-try timeout and connection
 //! failures, up to the configured attempts, with exponential backoff and full jitter (25 ms
@@ -20,6 +22,7 @@
 
 use std::time::Duration;
 
+use inventory_api::v1::inventory_service_server::SERVICE_NAME;
 use palisade_retry::grpc::GrpcPolicy;
 use palisade_retry::{Backoff, ConfigError, Jitter, RetryLayer};
 use tonic::Code;
@@ -32,14 +35,20 @@ pub(crate) fn layer(
     max_attempts: u32,
     deadline: Duration,
 ) -> Result<RetryLayer<GrpcPolicy>, ConfigError> {
-    let policy = GrpcPolicy::new().with_codes([Code::Unavailable, Code::DeadlineExceeded])?;
-    RetryLayer::builder("inventory", policy)
+    RetryLayer::builder("inventory", policy()?)
         .max_attempts(max_attempts)
         .backoff(Backoff::exponential(BACKOFF_BASE, 2.0))
         .jitter(Jitter::Full)
         .max_delay(BACKOFF_CAP)
         .max_elapsed(deadline)
         .build()
+}
+
+/// What is retried: see the module docs.
+fn policy() -> Result<GrpcPolicy, ConfigError> {
+    GrpcPolicy::new()
+        .with_codes([Code::Unavailable, Code::DeadlineExceeded])?
+        .idempotent_methods([format!("/{SERVICE_NAME}/")])
 }
 
 /// Retry counters, shared by every clone of the client.
@@ -61,6 +70,16 @@ impl RetryStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A timed-out `Reserve` may be retried: every inventory call is declared idempotent.
+    #[test]
+    fn every_inventory_call_is_declared_idempotent() {
+        let policy = policy().unwrap();
+        for method in ["CheckAvailability", "Reserve", "Release"] {
+            assert!(policy.is_idempotent(&format!("/inventory.v1.InventoryService/{method}")));
+        }
+        assert!(!policy.is_idempotent("/grpc.health.v1.Health/Check"));
+    }
 
     #[test]
     fn builds_from_the_configured_range() {
