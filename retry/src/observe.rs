@@ -140,6 +140,7 @@ impl Observer {
     /// the inner service failed to get ready for a retry (the success path: kept small
     /// enough to inline).
     #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(clippy::unused_self))]
     pub(crate) fn returned(&self, attempts: u32) {
         #[cfg(feature = "metrics")]
         {
