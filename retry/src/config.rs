@@ -141,14 +141,15 @@ impl<P, T: TimeoutKind> Builder<P, T> {
     }
 
     /// A deadline across all attempts and waits, from the call: a retry whose wait would end
-    /// after it is not made, and the last result is returned. Reading the clock costs about
-    /// 30 ns per call, so this is off by default.
+    /// after it is not made, and the last result is returned; so is the last result when the
+    /// inner service is still not ready to take a retry at the deadline (a concurrency limit,
+    /// a full buffer). Reading the clock costs about 30 ns per call, so this is off by default.
     ///
     /// The layer adds no error of its own, so it does not cut an attempt in flight: bound each
     /// attempt with a per-attempt timeout *inside* the retry layer, e.g.
     /// `ServiceBuilder::new().layer(retry).timeout(per_try)` (tower's `TimeoutLayer`, whose
-    /// `Elapsed` the HTTP and gRPC policies retry). Then the whole call lasts at most
-    /// `max_elapsed + per_try`.
+    /// `Elapsed` the HTTP policy retries, and the gRPC policy for methods declared
+    /// idempotent). Then the whole call lasts at most `max_elapsed + per_try`.
     pub fn max_elapsed(mut self, max: Duration) -> Self {
         self.config.max_elapsed = Some(max);
         self

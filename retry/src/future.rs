@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use pin_project::pin_project;
+use pin_project::{pin_project, pinned_drop};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
@@ -20,8 +20,9 @@ use crate::service::Local;
 
 /// The response future of [`Retry`](crate::Retry): a state machine (call, wait, get ready,
 /// call again), never boxed. Dropping it drops the attempt in flight and any pending wait at
-/// once: nothing keeps running in the background.
-#[pin_project]
+/// once: nothing keeps running in the background, and a retry taken from the budget but not
+/// yet sent is given back.
+#[pin_project(PinnedDrop)]
 pub struct ResponseFuture<S, P, Req>
 where
     P: Replay<Req>,
@@ -34,19 +35,56 @@ where
     start: Option<Instant>,
     /// Allocated when the first retry is decided and reused by every retry after it: a
     /// request that is never retried carries only this pointer.
-    retrying: Option<Box<Retrying<P::Request>>>,
+    retrying: Option<Box<Retrying<P::Request, Result<S::Response, S::Error>>>>,
     #[pin]
     state: State<S::Future>,
 }
 
 /// What only a retried request needs.
-struct Retrying<R> {
+struct Retrying<R, O> {
     /// The next attempt's request, from the decision to retry until it is sent.
     request: Option<R>,
-    /// The wait, reset for each retry that waits (none until one does).
+    /// The failed result that decided the retry, kept until the retry is sent: it is what
+    /// the caller gets if the deadline passes while the inner service is getting ready.
+    last: Option<O>,
+    /// The budget epoch the retry not yet sent was taken in, to give it back if it never is.
+    taken: Option<u64>,
+    /// The wait, reset for each retry that waits, then to the deadline while the inner
+    /// service gets ready (none until needed).
     sleep: Option<Pin<Box<Sleep>>>,
     rng: fastrand::Rng,
     prev_delay: Option<Duration>,
+}
+
+impl<R, O> Retrying<R, O> {
+    /// Gives back the retry taken from the budget and not sent, if any.
+    fn refund(&mut self, shared: &Shared) {
+        if let (Some(epoch), Some(budget)) = (self.taken.take(), &shared.budget) {
+            budget.refund(epoch);
+        }
+    }
+
+    /// Sets the wait to end at `at`, making it if there is none yet.
+    fn sleep_until(&mut self, at: Instant) {
+        match &mut self.sleep {
+            Some(sleep) => sleep.as_mut().reset(at),
+            None => self.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
+    }
+}
+
+#[pinned_drop]
+impl<S, P, Req> PinnedDrop for ResponseFuture<S, P, Req>
+where
+    P: Replay<Req>,
+    S: Service<P::Request>,
+{
+    fn drop(self: Pin<&mut Self>) {
+        let this = self.project();
+        if let Some(r) = this.retrying {
+            r.refund(&this.local.shared);
+        }
+    }
 }
 
 #[pin_project(project = StateProj)]
@@ -199,11 +237,12 @@ where
                         observer.gave_up(*this.attempt, GiveUp::NotReplayable);
                         return Poll::Ready(result);
                     };
-                    drop(result);
                     observer.retry(next, reason, delay);
                     let retrying = this.retrying.get_or_insert_with(|| {
                         Box::new(Retrying {
                             request: None,
+                            last: None,
+                            taken: None,
                             sleep: None,
                             rng: fresh.unwrap_or_else(|| seeded_rng(&local.shared)),
                             prev_delay: None,
@@ -211,14 +250,14 @@ where
                     });
                     retrying.prev_delay = Some(delay);
                     retrying.request = Some(request);
+                    retrying.last = Some(result);
+                    retrying.taken = taken.map(|(_, epoch)| epoch);
                     if delay.is_zero() {
                         this.state.set(State::Ready);
+                        arm_deadline(retrying, *this.start, config.max_elapsed);
                     } else {
                         // max_delay is at most a day: the deadline cannot overflow.
-                        match &mut retrying.sleep {
-                            Some(sleep) => sleep.as_mut().reset(Instant::now() + delay),
-                            None => retrying.sleep = Some(Box::pin(tokio::time::sleep(delay))),
-                        }
+                        retrying.sleep_until(Instant::now() + delay);
                         this.state.set(State::Waiting);
                     }
                 }
@@ -229,22 +268,65 @@ where
                     };
                     ready!(sleep.as_mut().poll(cx));
                     this.state.set(State::Ready);
+                    if let Some(retrying) = this.retrying.as_deref_mut() {
+                        arm_deadline(retrying, *this.start, this.local.config.max_elapsed);
+                    }
                 }
                 StateProj::Ready => {
-                    if let Err(e) = ready!(this.svc.poll_ready(cx)) {
-                        this.local.shared.observer.returned(*this.attempt);
-                        return Poll::Ready(Err(e));
-                    }
-                    let request = this.retrying.as_mut().and_then(|r| r.request.take());
-                    let Some(request) = request else {
+                    let Some(retrying) = this.retrying.as_deref_mut() else {
                         unreachable!("a retry is prepared before the Ready state");
                     };
+                    let shared = &this.local.shared;
+                    match this.svc.poll_ready(cx) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(e)) => {
+                            retrying.refund(shared);
+                            shared.observer.returned(*this.attempt);
+                            return Poll::Ready(Err(e));
+                        }
+                        Poll::Pending => {
+                            // The deadline holds while the inner service gets ready too.
+                            let expired = this.start.is_some()
+                                && this.local.config.max_elapsed.is_some()
+                                && retrying
+                                    .sleep
+                                    .as_mut()
+                                    .is_some_and(|s| s.as_mut().poll(cx).is_ready());
+                            if expired && let Some(last) = retrying.last.take() {
+                                retrying.request = None;
+                                retrying.refund(shared);
+                                shared.observer.gave_up(*this.attempt, GiveUp::Deadline);
+                                return Poll::Ready(last);
+                            }
+                            return Poll::Pending;
+                        }
+                    }
+                    let Some(request) = retrying.request.take() else {
+                        unreachable!("a retry is prepared before the Ready state");
+                    };
+                    retrying.last = None;
+                    retrying.taken = None;
                     *this.attempt += 1;
                     let fut = this.svc.call(request);
                     this.state.set(State::Calling { fut });
                 }
             }
         }
+    }
+}
+
+/// Sets the wait to the deadline (`start + max_elapsed`), if there is one: what bounds the
+/// inner service's getting ready for a retry.
+fn arm_deadline<R, O>(
+    retrying: &mut Retrying<R, O>,
+    start: Option<Instant>,
+    max_elapsed: Option<Duration>,
+) {
+    match start.zip(max_elapsed).and_then(|(s, m)| s.checked_add(m)) {
+        Some(at) => retrying.sleep_until(at),
+        // A deadline too far to represent is none: no wait left over from the backoff may
+        // stand for it.
+        None => retrying.sleep = None,
     }
 }
 

@@ -166,3 +166,75 @@ async fn a_retry_taken_but_not_rebuilt_is_given_back_to_the_budget() {
     assert_eq!(layer.stats().budget_exhausted(), 0);
     assert_eq!(layer.stats().retries(), 1);
 }
+
+/// A layer of two attempts with a budget of one retry per second, and a 100 ms wait before
+/// the retry.
+fn one_waited_retry<E>() -> (
+    RetryLayer<RetryIf<fn(&Result<(), E>) -> bool>>,
+    Arc<AtomicU32>,
+) {
+    let layer = RetryLayer::builder(
+        "dropped",
+        RetryIf::new(Result::is_err as fn(&Result<(), E>) -> bool),
+    )
+    .max_attempts(2)
+    .backoff(Backoff::constant(Duration::from_millis(100)))
+    .jitter(Jitter::None)
+    .budget(Budget::new(0.0, 1, Duration::from_secs(1)))
+    .build()
+    .unwrap();
+    (layer, Arc::new(AtomicU32::new(0)))
+}
+
+/// A request dropped while waiting to retry gives its retry back to the budget: the next
+/// failing request in the same window is still retried.
+#[tokio::test(start_paused = true)]
+async fn a_retry_dropped_before_it_is_sent_is_given_back() {
+    let (layer, calls) = one_waited_retry::<&'static str>();
+    let c2 = calls.clone();
+    let svc = layer.layer(service_fn(move |()| {
+        c2.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Err::<(), _>("down"))
+    }));
+    let dropped = tokio::time::timeout(Duration::from_millis(50), svc.clone().oneshot(())).await;
+    assert!(dropped.is_err(), "still waiting to retry when dropped");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(svc.clone().oneshot(()).await, Err("down"));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "the second request was retried"
+    );
+    assert_eq!(layer.stats().budget_exhausted(), 0);
+}
+
+/// A retry whose inner service fails to get ready is not sent: its retry goes back to the
+/// budget, and the readiness error is returned.
+#[tokio::test(start_paused = true)]
+async fn a_retry_the_service_fails_to_get_ready_for_is_given_back() {
+    let (layer, _) = one_waited_retry::<tower::BoxError>();
+    let (mock, mut handle) = tower_test::mock::pair::<(), ()>();
+    let svc = layer.layer(mock);
+    handle.allow(1);
+    let call = tokio::spawn(svc.clone().oneshot(()));
+    let (_, respond) = handle.next_request().await.unwrap();
+    respond.send_error("down");
+    // Waiting 100 ms, then not ready: the readiness check fails.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    handle.send_error("broken");
+    let err = call.await.unwrap().unwrap_err();
+    assert_eq!(err.to_string(), "broken");
+    // The budget's one retry is still there.
+    handle.allow(2);
+    let call = tokio::spawn(svc.clone().oneshot(()));
+    for attempt in 1..=2 {
+        let next = tokio::time::timeout(Duration::from_secs(5), handle.next_request()).await;
+        let (_, respond) = next
+            .unwrap_or_else(|_| panic!("attempt {attempt} never came: the retry was refused"))
+            .unwrap();
+        respond.send_error("down");
+    }
+    assert_eq!(call.await.unwrap().unwrap_err().to_string(), "down");
+    assert_eq!(layer.stats().budget_exhausted(), 0);
+    assert_eq!(layer.stats().retries(), 2);
+}

@@ -391,3 +391,60 @@ proptest! {
         });
     }
 }
+
+/// The deadline holds while the inner service gets ready for a retry: a service that stays
+/// not ready (a concurrency limit, a full buffer) does not hold the caller past it; the
+/// failed result that decided the retry is returned.
+#[tokio::test(start_paused = true)]
+async fn the_deadline_holds_while_the_inner_service_gets_ready() {
+    type BoxError = tower::BoxError;
+    let layer = RetryLayer::builder("t", RetryIf::new(|r: &Result<u32, BoxError>| r.is_err()))
+        .backoff(Backoff::constant(100 * MS))
+        .jitter(Jitter::None)
+        .max_elapsed(Duration::from_secs(1))
+        .without_budget()
+        .build()
+        .unwrap();
+    let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
+    // One call, then never ready again.
+    handle.allow(1);
+    let server = tokio::spawn(async move {
+        let (_, respond) = handle.next_request().await.unwrap();
+        respond.send_error("down");
+        handle // kept alive, so the service stays open and not ready
+    });
+    let t0 = Instant::now();
+    let res = tokio::time::timeout(Duration::from_secs(60), layer.layer(mock).oneshot(1))
+        .await
+        .expect("returned by the deadline, not left waiting for readiness");
+    assert_eq!(res.unwrap_err().to_string(), "down");
+    assert_eq!(t0.elapsed(), Duration::from_secs(1));
+    drop(server.await.unwrap());
+}
+
+/// A deadline too far to represent is none: waiting for readiness after a backoff is not cut
+/// short by the backoff's spent wait.
+#[tokio::test(start_paused = true)]
+async fn an_unrepresentable_deadline_does_not_cut_readiness_short() {
+    type BoxError = tower::BoxError;
+    let layer = RetryLayer::builder("t", RetryIf::new(|r: &Result<u32, BoxError>| r.is_err()))
+        .max_attempts(2)
+        .backoff(Backoff::constant(100 * MS))
+        .jitter(Jitter::None)
+        .max_elapsed(Duration::MAX)
+        .without_budget()
+        .build()
+        .unwrap();
+    let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
+    handle.allow(1);
+    let call = tokio::spawn(layer.layer(mock).oneshot(1));
+    let (_, respond) = handle.next_request().await.unwrap();
+    respond.send_error("down");
+    // Past the backoff, the service is not ready for a second.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!call.is_finished(), "still waiting for readiness");
+    handle.allow(1);
+    let (_, respond) = handle.next_request().await.unwrap();
+    respond.send_response(7);
+    assert_eq!(call.await.unwrap().unwrap(), 7);
+}
