@@ -280,6 +280,9 @@ where
                     match this.svc.poll_ready(cx) {
                         Poll::Ready(Ok(())) => {}
                         Poll::Ready(Err(e)) => {
+                            // Neither the retry nor the failure it replaces is needed now.
+                            retrying.request = None;
+                            retrying.last = None;
                             retrying.refund(shared);
                             shared.observer.returned(*this.attempt);
                             return Poll::Ready(Err(e));
@@ -306,6 +309,7 @@ where
                     };
                     retrying.last = None;
                     retrying.taken = None;
+                    shared.observer.sent();
                     *this.attempt += 1;
                     let fut = this.svc.call(request);
                     this.state.set(State::Calling { fut });

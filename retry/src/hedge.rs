@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use pin_project::pin_project;
+use pin_project::{pin_project, pinned_drop};
 use tokio::time::{Instant, Sleep};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -148,6 +148,7 @@ where
             saved,
             timer: Some(Box::pin(tokio::time::sleep(self.delay))),
             pending: None,
+            taken: None,
             fallback: None,
             first: Some(first),
             second: None,
@@ -155,8 +156,9 @@ where
     }
 }
 
-/// The response future of [`Hedge`]. Dropping it drops both attempts.
-#[pin_project]
+/// The response future of [`Hedge`]. Dropping it drops both attempts, and gives a hedge taken
+/// from the budget but not yet sent back to it.
+#[pin_project(PinnedDrop)]
 pub struct HedgeFuture<S, P, Req>
 where
     P: Replay<Req>,
@@ -168,11 +170,33 @@ where
     saved: P::Saved,
     timer: Option<Pin<Box<Sleep>>>,
     pending: Option<P::Request>,
+    /// The budget epoch the hedge in `pending` was taken in, to give it back if it is not sent.
+    taken: Option<u64>,
     fallback: Option<Result<S::Response, S::Error>>,
     #[pin]
     first: Option<S::Future>,
     #[pin]
     second: Option<S::Future>,
+}
+
+/// Drops the hedge not yet sent, giving its retry back to the budget.
+fn unsend<R>(pending: &mut Option<R>, taken: &mut Option<u64>, budget: Option<&Arc<BudgetState>>) {
+    *pending = None;
+    if let (Some(epoch), Some(b)) = (taken.take(), budget) {
+        b.refund(epoch);
+    }
+}
+
+#[pinned_drop]
+impl<S, P, Req> PinnedDrop for HedgeFuture<S, P, Req>
+where
+    P: Replay<Req>,
+    S: Service<P::Request>,
+{
+    fn drop(self: Pin<&mut Self>) {
+        let this = self.project();
+        unsend(this.pending, this.taken, this.budget.as_ref());
+    }
 }
 
 impl<S, P, Req> fmt::Debug for HedgeFuture<S, P, Req>
@@ -214,7 +238,7 @@ where
             if !retryable || !waiting_for_second && (this.timer.is_none() || !hedge_now) {
                 // The hedge not yet sent (or the one just decided) is not needed now.
                 this.second.set(None);
-                *this.pending = None;
+                unsend(this.pending, this.taken, this.budget.as_ref());
                 return Poll::Ready(result);
             }
             // A retryable failure: hedge now rather than after the delay.
@@ -235,11 +259,10 @@ where
             };
             if let Some(taken) = taken {
                 *this.pending = this.policy.replay(this.saved, Attempt::new(2));
+                *this.taken = taken.map(|(_, epoch)| epoch);
                 // Not replayable: the hedge is not sent, so its retry goes back to the budget.
-                if this.pending.is_none()
-                    && let Some((b, epoch)) = taken
-                {
-                    b.refund(epoch);
+                if this.pending.is_none() {
+                    unsend(this.pending, this.taken, this.budget.as_ref());
                 }
             }
         }
@@ -247,13 +270,14 @@ where
             match this.hedger.poll_ready(cx) {
                 Poll::Pending => {}
                 Poll::Ready(Err(e)) => {
-                    *this.pending = None;
+                    unsend(this.pending, this.taken, this.budget.as_ref());
                     if this.first.is_none() {
                         return Poll::Ready(this.fallback.take().unwrap_or(Err(e)));
                     }
                 }
                 Poll::Ready(Ok(())) => {
                     if let Some(req) = this.pending.take() {
+                        *this.taken = None;
                         let fut = this.hedger.call(req);
                         this.second.set(Some(fut));
                     }

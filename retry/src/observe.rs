@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! palisade_retry_attempts_total{retry="inventory",outcome="done"}        attempts whose result was returned
-//! palisade_retry_attempts_total{retry="inventory",outcome="retried"}     attempts that were retried
+//! palisade_retry_attempts_total{retry="inventory",outcome="retried"}     attempts that were retried (once the retry is sent)
 //! palisade_retry_attempts_total{retry="inventory",outcome="gave_up"}     retryable, but not retried (attempts, deadline, body, budget)
 //! palisade_retry_budget_exhausted_total{retry="inventory"}              retries refused by the budget
 //! palisade_retry_attempts_per_request{retry="inventory"}                histogram: attempts sent per request
@@ -173,10 +173,10 @@ impl Observer {
         let _ = attempts;
     }
 
+    /// A retry is decided: the event and the hook, before the wait. It is counted when it is
+    /// sent ([`sent`](Self::sent)): one never sent (the deadline passed, the inner service
+    /// failed to get ready, the caller dropped the future) is not a retry made.
     pub(crate) fn retry(&self, attempt: Attempt, reason: &'static str, delay: Duration) {
-        self.retries.fetch_add(1, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        self.retried.increment(1);
         #[cfg(feature = "tracing")]
         tracing::info!(
             retry = %self.name,
@@ -193,6 +193,14 @@ impl Observer {
                 delay,
             });
         }
+    }
+
+    /// A retry is sent: the attempt before it ends as `retried`.
+    #[cold]
+    pub(crate) fn sent(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.retried.increment(1);
     }
 }
 
@@ -214,7 +222,9 @@ impl fmt::Debug for Stats {
 }
 
 impl Stats {
-    /// Retries made so far (attempts after the first).
+    /// Retries sent so far (attempts after the first). A retry decided but never sent (the
+    /// deadline passed while the inner service got ready, the caller dropped the request
+    /// during the wait) is not counted.
     pub fn retries(&self) -> u64 {
         self.shared.observer.retries.load(Ordering::Relaxed)
     }

@@ -269,3 +269,76 @@ async fn grpc_hedges_only_methods_declared_idempotent() {
         assert_eq!(calls.load(Ordering::SeqCst), winner, "{path}");
     }
 }
+
+/// A hedge layer with a budget of one hedge per second (no share of the traffic), over a mock
+/// the test answers by hand.
+fn one_hedge_over_a_mock() -> (
+    palisade_retry::Hedge<tower_test::mock::Mock<u32, u32>, EvenOnly>,
+    tower_test::mock::Handle<u32, u32>,
+) {
+    let budget = palisade_retry::Budget::new(0.0, 1, Duration::from_secs(1));
+    let layer = HedgeLayer::with_budget(EvenOnly, 50 * MS, Some(budget)).unwrap();
+    let (mock, handle) = tower_test::mock::pair::<u32, u32>();
+    (layer.layer(mock), handle)
+}
+
+/// The budget's one hedge is still there: a slow request is hedged, and the hedge answers.
+async fn assert_hedged(
+    svc: &palisade_retry::Hedge<tower_test::mock::Mock<u32, u32>, EvenOnly>,
+    handle: &mut tower_test::mock::Handle<u32, u32>,
+) {
+    handle.allow(2);
+    let call = tokio::spawn(svc.clone().oneshot(2));
+    let (_, slow) = handle.next_request().await.unwrap();
+    let hedge = tokio::time::timeout(Duration::from_secs(5), handle.next_request()).await;
+    let (_, respond) = hedge
+        .expect("the hedge never came: its budget was spent by one never sent")
+        .unwrap();
+    respond.send_response(7);
+    assert_eq!(call.await.unwrap().unwrap(), 7);
+    drop(slow);
+}
+
+/// A hedge taken from the budget while the inner service is not ready, then not needed (the
+/// first attempt answers), gives its unit back.
+#[tokio::test(start_paused = true)]
+async fn a_hedge_not_sent_because_the_first_answered_is_given_back() {
+    let (svc, mut handle) = one_hedge_over_a_mock();
+    handle.allow(1);
+    let call = tokio::spawn(svc.clone().oneshot(2));
+    let (_, respond) = handle.next_request().await.unwrap();
+    // Past the hedge delay: the hedge is taken and waits for readiness that does not come.
+    tokio::time::sleep(100 * MS).await;
+    respond.send_response(1);
+    assert_eq!(call.await.unwrap().unwrap(), 1);
+    assert_hedged(&svc, &mut handle).await;
+}
+
+/// A hedge taken from the budget and still waiting for readiness when the caller gives up
+/// (drops the future) gives its unit back.
+#[tokio::test(start_paused = true)]
+async fn a_hedge_not_sent_because_the_caller_gave_up_is_given_back() {
+    let (svc, mut handle) = one_hedge_over_a_mock();
+    handle.allow(1);
+    let call = tokio::spawn(tokio::time::timeout(100 * MS, svc.clone().oneshot(2)));
+    let (_, respond) = handle.next_request().await.unwrap();
+    assert!(call.await.unwrap().is_err(), "timed out, hedge unsent");
+    drop(respond);
+    assert_hedged(&svc, &mut handle).await;
+}
+
+/// A hedge whose inner service fails to get ready is not sent and gives its unit back; the
+/// first attempt still answers.
+#[tokio::test(start_paused = true)]
+async fn a_hedge_the_service_fails_to_get_ready_for_is_given_back() {
+    let (svc, mut handle) = one_hedge_over_a_mock();
+    handle.allow(1);
+    let call = tokio::spawn(svc.clone().oneshot(2));
+    let (_, respond) = handle.next_request().await.unwrap();
+    tokio::time::sleep(100 * MS).await;
+    handle.send_error("broken");
+    tokio::time::sleep(10 * MS).await;
+    respond.send_response(1);
+    assert_eq!(call.await.unwrap().unwrap(), 1);
+    assert_hedged(&svc, &mut handle).await;
+}

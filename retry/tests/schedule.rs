@@ -419,6 +419,11 @@ async fn the_deadline_holds_while_the_inner_service_gets_ready() {
         .expect("returned by the deadline, not left waiting for readiness");
     assert_eq!(res.unwrap_err().to_string(), "down");
     assert_eq!(t0.elapsed(), Duration::from_secs(1));
+    assert_eq!(
+        layer.stats().retries(),
+        0,
+        "decided, never sent: no retry made"
+    );
     drop(server.await.unwrap());
 }
 
