@@ -143,7 +143,9 @@ impl<P, T: TimeoutKind> Builder<P, T> {
     /// A deadline across all attempts and waits, from the call: a retry whose wait would end
     /// after it is not made, and the last result is returned; so is the last result when the
     /// inner service is still not ready to take a retry at the deadline (a concurrency limit,
-    /// a full buffer). Reading the clock costs about 30 ns per call, so this is off by default.
+    /// a full buffer). To return it, a failed result is kept (with whatever its body holds
+    /// open) until its retry is sent; without a deadline it is dropped when the retry is
+    /// decided. Reading the clock costs about 30 ns per call, so this is off by default.
     ///
     /// The layer adds no error of its own, so it does not cut an attempt in flight: bound each
     /// attempt with a per-attempt timeout *inside* the retry layer, e.g.

@@ -44,8 +44,9 @@ where
 struct Retrying<R, O> {
     /// The next attempt's request, from the decision to retry until it is sent.
     request: Option<R>,
-    /// The failed result that decided the retry, kept until the retry is sent: it is what
-    /// the caller gets if the deadline passes while the inner service is getting ready.
+    /// The failed result that decided the retry, kept until the retry is sent when there is
+    /// a deadline: it is what the caller gets if the deadline passes while the inner service
+    /// is getting ready.
     last: Option<O>,
     /// The budget epoch the retry not yet sent was taken in, to give it back if it never is.
     taken: Option<u64>,
@@ -250,7 +251,9 @@ where
                     });
                     retrying.prev_delay = Some(delay);
                     retrying.request = Some(request);
-                    retrying.last = Some(result);
+                    // Kept only when a deadline may return it: the failed result may hold
+                    // a connection or a stream open until it is dropped.
+                    retrying.last = this.start.is_some().then_some(result);
                     retrying.taken = taken.map(|(_, epoch)| epoch);
                     if delay.is_zero() {
                         this.state.set(State::Ready);

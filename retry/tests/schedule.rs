@@ -453,3 +453,45 @@ async fn an_unrepresentable_deadline_does_not_cut_readiness_short() {
     respond.send_response(7);
     assert_eq!(call.await.unwrap().unwrap(), 7);
 }
+
+/// Counts its drops: a failed result that may hold a connection open.
+#[derive(Debug)]
+struct Held(Arc<AtomicU32>);
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Without a deadline, a failed result is dropped when its retry is decided, not held open
+/// through the wait; with one, it is kept (it is what the deadline returns) until the retry
+/// is sent.
+#[tokio::test(start_paused = true)]
+async fn a_failed_result_is_held_through_the_wait_only_with_a_deadline() {
+    for deadline in [None, Some(Duration::from_secs(10))] {
+        let dropped = Arc::new(AtomicU32::new(0));
+        let mut builder =
+            RetryLayer::builder("t", RetryIf::new(|r: &Result<u32, Held>| r.is_err()))
+                .max_attempts(2)
+                .backoff(Backoff::constant(100 * MS))
+                .jitter(Jitter::None)
+                .without_budget();
+        if let Some(d) = deadline {
+            builder = builder.max_elapsed(d);
+        }
+        let d2 = dropped.clone();
+        let svc = builder.build().unwrap().layer(service_fn(move |n: u32| {
+            std::future::ready(if n == 0 { Err(Held(d2.clone())) } else { Ok(n) })
+        }));
+        let call = tokio::spawn(svc.oneshot(0));
+        tokio::time::sleep(50 * MS).await;
+        let held = u32::from(deadline.is_some());
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            1 - held,
+            "deadline {deadline:?}"
+        );
+        assert!(call.await.unwrap().is_err());
+        assert_eq!(dropped.load(Ordering::SeqCst), 2);
+    }
+}
