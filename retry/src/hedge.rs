@@ -14,7 +14,9 @@
 //! `grpc-retry-pushback-ms`) or a breaker's rejection is not hedged at once: it is returned
 //! (unless the hedge is already in flight), since the server asked for time. Hedges are drawn
 //! from a [retry budget](crate::budget) (by default 10 % of requests, plus 1 per second),
-//! so a slow dependency does not get twice the load.
+//! so a slow dependency does not get twice the load; a hedge drawn but never sent (the first
+//! attempt answered while the inner service was getting ready for the hedge, readiness failed,
+//! the caller dropped the request) is given back.
 
 use std::fmt;
 use std::future::Future;
