@@ -329,7 +329,11 @@ fn arm_deadline<R, O>(
     start: Option<Instant>,
     max_elapsed: Option<Duration>,
 ) {
-    match start.zip(max_elapsed).and_then(|(s, m)| s.checked_add(m)) {
+    // No deadline: the wait is kept for the next backoff (no allocation per retry).
+    let Some((start, max)) = start.zip(max_elapsed) else {
+        return;
+    };
+    match start.checked_add(max) {
         Some(at) => retrying.sleep_until(at),
         // A deadline too far to represent is none: no wait left over from the backoff may
         // stand for it.
