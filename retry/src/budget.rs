@@ -267,6 +267,14 @@ impl BudgetState {
         undo(&self.retries.0[e as usize % SLOTS], e);
     }
 
+    /// Gives back the retry taken at epoch `taken` and never sent, if any (once: `taken` is
+    /// emptied).
+    pub(crate) fn give_back(budget: Option<&Self>, taken: &mut Option<u64>) {
+        if let (Some(e), Some(budget)) = (taken.take(), budget) {
+            budget.refund(e);
+        }
+    }
+
     /// Takes one retry from the budget at epoch `e`, if there is one.
     fn withdraw_at(&self, e: u64) -> bool {
         let slot = &self.retries.0[e as usize % SLOTS];

@@ -13,6 +13,7 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::Attempt;
+use crate::budget::BudgetState;
 use crate::config::Shared;
 use crate::observe::GiveUp;
 use crate::policy::{Decision, Policy, Replay};
@@ -60,9 +61,7 @@ struct Retrying<R, O> {
 impl<R, O> Retrying<R, O> {
     /// Gives back the retry taken from the budget and not sent, if any.
     fn refund(&mut self, shared: &Shared) {
-        if let (Some(epoch), Some(budget)) = (self.taken.take(), &shared.budget) {
-            budget.refund(epoch);
-        }
+        BudgetState::give_back(shared.budget.as_ref(), &mut self.taken);
     }
 
     /// Sets the wait to end at `at`, making it if there is none yet.
@@ -291,9 +290,9 @@ where
                             return Poll::Ready(Err(e));
                         }
                         Poll::Pending => {
-                            // The deadline holds while the inner service gets ready too.
-                            let expired = this.start.is_some()
-                                && this.local.config.max_elapsed.is_some()
+                            // The deadline holds while the inner service gets ready too
+                            // (the failed result is kept only when there is one).
+                            let expired = retrying.last.is_some()
                                 && retrying
                                     .sleep
                                     .as_mut()

@@ -182,11 +182,9 @@ where
 }
 
 /// Drops the hedge not yet sent, giving its retry back to the budget.
-fn unsend<R>(pending: &mut Option<R>, taken: &mut Option<u64>, budget: Option<&Arc<BudgetState>>) {
+fn unsend<R>(pending: &mut Option<R>, taken: &mut Option<u64>, budget: Option<&BudgetState>) {
     *pending = None;
-    if let (Some(epoch), Some(b)) = (taken.take(), budget) {
-        b.refund(epoch);
-    }
+    BudgetState::give_back(budget, taken);
 }
 
 #[pinned_drop]
@@ -197,7 +195,7 @@ where
 {
     fn drop(self: Pin<&mut Self>) {
         let this = self.project();
-        unsend(this.pending, this.taken, this.budget.as_ref());
+        unsend(this.pending, this.taken, this.budget.as_deref());
     }
 }
 
@@ -240,7 +238,7 @@ where
             if !retryable || !waiting_for_second && (this.timer.is_none() || !hedge_now) {
                 // The hedge not yet sent (or the one just decided) is not needed now.
                 this.second.set(None);
-                unsend(this.pending, this.taken, this.budget.as_ref());
+                unsend(this.pending, this.taken, this.budget.as_deref());
                 return Poll::Ready(result);
             }
             // A retryable failure: hedge now rather than after the delay.
@@ -264,7 +262,7 @@ where
                 *this.taken = taken.map(|(_, epoch)| epoch);
                 // Not replayable: the hedge is not sent, so its retry goes back to the budget.
                 if this.pending.is_none() {
-                    unsend(this.pending, this.taken, this.budget.as_ref());
+                    unsend(this.pending, this.taken, this.budget.as_deref());
                 }
             }
         }
@@ -272,7 +270,7 @@ where
             match this.hedger.poll_ready(cx) {
                 Poll::Pending => {}
                 Poll::Ready(Err(e)) => {
-                    unsend(this.pending, this.taken, this.budget.as_ref());
+                    unsend(this.pending, this.taken, this.budget.as_deref());
                     if this.first.is_none() {
                         return Poll::Ready(this.fallback.take().unwrap_or(Err(e)));
                     }
