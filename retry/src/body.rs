@@ -8,7 +8,9 @@
 //! partial or duplicated body is ever sent. A body that is empty from the start costs nothing:
 //! no buffer, no lock.
 //!
-//! "Read to the end" is checked when the failed attempt's result arrives: hyper and tonic
+//! "Read to the end" means the body yielded its end, its trailers, or a data frame after
+//! which it says it has ended (`is_end_stream`, as a `Full` body does: hyper then stops
+//! polling it). It is checked when the failed attempt's result arrives: hyper and tonic
 //! finish sending a small body before a response comes back, but a server that answers before
 //! reading the request (and a client that stops sending) leaves it incomplete, and the request
 //! is then not retried. A body whose `size_hint` already exceeds the limit is not buffered at
@@ -232,6 +234,9 @@ where
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(f) => f,
                 };
+                // hyper stops polling once the body says it has ended (a `Full` body after its
+                // data, any body after its trailers): what was kept is then the whole body.
+                let ended = body.is_end_stream();
                 let mut guard = capture
                     .as_ref()
                     .map(|c| c.lock().unwrap_or_else(PoisonError::into_inner));
@@ -261,6 +266,9 @@ where
                                 } else {
                                     c.len += bytes.len();
                                     c.chunks.push(bytes.clone());
+                                    if ended {
+                                        c.state = CaptureState::Complete;
+                                    }
                                 }
                             }
                             Some(Ok(Frame::data(bytes)))
@@ -270,7 +278,9 @@ where
                                 if let Some(c) = guard.as_deref_mut()
                                     && c.state == CaptureState::Reading
                                 {
+                                    // Trailers are the last frame of a body.
                                     c.trailers = Some(t.clone());
+                                    c.state = CaptureState::Complete;
                                 }
                                 Some(Ok(Frame::trailers(t)))
                             }
@@ -339,6 +349,51 @@ mod tests {
         // Replays can be replayed again.
         let third = saved.replay().unwrap();
         assert_eq!(third.collect().await.unwrap().to_bytes(), "hello world");
+    }
+
+    /// Reads `body` as hyper sends it: no poll once it says it has ended, none after
+    /// trailers (sent with the end of the stream).
+    async fn send_like_hyper<B: Body<Data = Bytes> + Unpin>(mut body: B) -> Vec<u8>
+    where
+        B::Error: std::fmt::Debug,
+    {
+        let mut sent = Vec::new();
+        while !body.is_end_stream() {
+            let Some(frame) = body.frame().await else {
+                break;
+            };
+            match frame.unwrap().into_data() {
+                Ok(data) => sent.extend_from_slice(&data),
+                Err(_) => break,
+            }
+        }
+        sent
+    }
+
+    #[tokio::test]
+    async fn a_body_ended_by_its_size_or_its_trailers_is_replayed() {
+        // A `Full` body says it has ended right after its data: never polled for the end.
+        let (body, saved) = ReplayBody::wrap(Full::new(Bytes::from_static(b"hello")), 64);
+        assert_eq!(send_like_hyper(body).await, b"hello");
+        let again = saved.replay().expect("the whole body was sent");
+        assert_eq!(again.collect().await.unwrap().to_bytes(), "hello");
+
+        let mut t = HeaderMap::new();
+        t.insert("x-checksum", "1".parse().unwrap());
+        let frames = vec![
+            Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(b"x"))),
+            Ok(Frame::trailers(t.clone())),
+        ];
+        let (body, saved) =
+            ReplayBody::wrap(StreamBody::new(futures_util::stream::iter(frames)), 64);
+        assert_eq!(send_like_hyper(body).await, b"x");
+        let c = saved
+            .replay()
+            .expect("trailers end the body")
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(c.trailers(), Some(&t));
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! Against a real axum server on 127.0.0.1, through a real hyper-util client: a flapping
-//! endpoint gets byte-identical bodies on every attempt; a body over the limit is sent once;
-//! a refused connection is retried.
+//! endpoint gets byte-identical bodies on every attempt (streamed or of known size); a body
+//! over the limit is sent once; a refused connection is retried.
 #![cfg(feature = "http")]
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -70,6 +70,25 @@ async fn flapping_endpoint_gets_identical_bodies_and_succeeds_on_the_third_attem
     let svc = layer(HttpPolicy::new()).layer(client);
     let req = Request::put(&url)
         .body(chunked(vec![b"{\"sku\":", b"\"abc\",", b"\"qty\":3}"]))
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let bodies = state.bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 3);
+    for b in bodies.iter() {
+        assert_eq!(&b[..], b"{\"sku\":\"abc\",\"qty\":3}");
+    }
+}
+
+/// A body of known size (`Body::from(bytes)`, like `Full`): hyper stops reading it once it
+/// says it has ended, without polling for the end; it is replayed all the same.
+#[tokio::test]
+async fn a_body_of_known_size_is_replayed() {
+    let (url, state) = start().await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>();
+    let svc = layer(HttpPolicy::new()).layer(client);
+    let req = Request::put(&url)
+        .body(Body::from(&b"{\"sku\":\"abc\",\"qty\":3}"[..]))
         .unwrap();
     let res = svc.oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
