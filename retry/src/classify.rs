@@ -70,6 +70,10 @@ pub(crate) enum Failure {
     /// The connection was never made (refused, hyper-util's connect error): the request
     /// never left the client.
     NotSent,
+    /// The server refused the HTTP/2 stream (`RST_STREAM` with `REFUSED_STREAM`): it did not
+    /// process the request (RFC 9113 §8.7), so it may be sent again whatever its method.
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    Refused,
     /// A timeout: the server may have received and processed the request.
     Timeout,
     /// The connection failed during the call (reset, broken, closed early, a transport
@@ -114,6 +118,13 @@ pub(crate) fn classify_failure(err: &(dyn Error + 'static)) -> Failure {
         {
             return Failure::NotSent;
         }
+        #[cfg(feature = "http2")]
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            match h2_failure(h2) {
+                Failure::Other => {}
+                failure => return failure,
+            }
+        }
         // A tonic channel's own error: the call failed in transport (a gRPC status from the
         // server is a response, not an error, at this level). Its sources may say more.
         #[cfg(feature = "grpc")]
@@ -125,6 +136,24 @@ pub(crate) fn classify_failure(err: &(dyn Error + 'static)) -> Failure {
     found
 }
 
+/// What an HTTP/2 error (hyper's cause for a stream or connection error) says about the call.
+///
+/// `REFUSED_STREAM` from the peer means the stream was not processed; any other reset or a
+/// `GOAWAY` (from the peer, or from the library after the peer broke the protocol) leaves the
+/// outcome unknown, like a connection lost mid-call. A misuse of the API (a user error) and an
+/// I/O error (hyper turns those into `io::Error`s, classified above) say nothing here.
+#[cfg(feature = "http2")]
+fn h2_failure(err: &h2::Error) -> Failure {
+    if !(err.is_reset() || err.is_go_away()) {
+        return Failure::Other;
+    }
+    if err.is_reset() && err.is_remote() && err.reason() == Some(h2::Reason::REFUSED_STREAM) {
+        Failure::Refused
+    } else {
+        Failure::Transport
+    }
+}
+
 /// The HTTP policy's verdict on an error: connection errors and timeouts are retried; a
 /// circuit breaker's rejection is retried after its `retry_after` (and returned at once when
 /// that is unknown); anything else is returned.
@@ -132,6 +161,7 @@ pub(crate) fn classify_error(err: &(dyn Error + 'static)) -> Decision {
     match classify_failure(err) {
         Failure::CircuitOpen(after) => circuit_open(after),
         Failure::NotSent | Failure::Transport => Decision::retry("connection error"),
+        Failure::Refused => Decision::retry("refused stream"),
         Failure::Timeout => Decision::retry("timeout"),
         Failure::Other => Decision::Return,
     }

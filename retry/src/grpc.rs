@@ -10,8 +10,9 @@
 //!   is mapped as the gRPC spec says (`429`, `502`, `503`, `504` are `UNAVAILABLE`, `404` is
 //!   `UNIMPLEMENTED`, …).
 //! - A call that **never left the client** (the connection was refused, a circuit breaker
-//!   rejected it) is retried for every method, a rejection only after the breaker's
-//!   `retry_after`.
+//!   rejected it) or that the **server did not process** (its HTTP/2 stream was refused with
+//!   `REFUSED_STREAM`, gRFC A6's transparent retry) is retried for every method, a
+//!   rejection only after the breaker's `retry_after`.
 //! - A call whose outcome is **unknown** — a timeout, or a connection lost mid-call — may
 //!   have been processed by the server. It is retried only for the methods declared
 //!   [idempotent](GrpcPolicy::idempotent_methods), as `DEADLINE_EXCEEDED` (a timeout) or
@@ -180,6 +181,7 @@ impl GrpcPolicy {
         let (code, reason) = match classify_failure(err) {
             Failure::CircuitOpen(after) => return circuit_open(after),
             Failure::NotSent => return Decision::retry("connection error"),
+            Failure::Refused => return Decision::retry("refused stream"),
             Failure::Timeout => (tonic::Code::DeadlineExceeded, "timeout"),
             Failure::Transport => (tonic::Code::Unavailable, "connection error"),
             Failure::Other => return Decision::Return,

@@ -5,6 +5,8 @@
 //! - connection errors and timeouts (recognised in the error's `source()` chain: `io::Error`
 //!   kinds, hyper-util's connect errors, tower's and tokio's `Elapsed`), and a
 //!   `palisade-circuit-breaker` rejection after its `retry_after` (feature `circuit-breaker`);
+//!   with feature `http2`, HTTP/2 stream resets and `GOAWAY`s too (hyper's `h2` errors), a
+//!   refused stream (`REFUSED_STREAM`, never processed) with the reason `"refused stream"`;
 //! - responses `429`, `502`, `503` and `504` (configurable), honouring `Retry-After` as
 //!   delta-seconds or HTTP-date;
 //!

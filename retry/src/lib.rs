@@ -14,7 +14,8 @@
 //!   result), [`http::HttpPolicy`] (connection errors, timeouts, 429/502/503/504, idempotent
 //!   methods or an `Idempotency-Key`, `Retry-After` in both forms) and [`grpc::GrpcPolicy`]
 //!   (UNAVAILABLE by default, `grpc-retry-pushback-ms`, `grpc-previous-rpc-attempts`; a
-//!   timeout or a connection lost mid-call only for methods declared idempotent);
+//!   timeout or a connection lost mid-call only for methods declared idempotent, a stream the
+//!   server refused for every method);
 //! - **body replay** without `Clone`: the body is kept as it is sent, up to a limit
 //!   (64 KiB), and re-sent byte-identical; a body over the limit, or a gRPC call whose response
 //!   has started, is never retried (see [`ReplayBody`]);
