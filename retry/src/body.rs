@@ -9,8 +9,8 @@
 //! no buffer, no lock.
 //!
 //! "Read to the end" means the body yielded its end, its trailers, or a data frame after
-//! which it says it has ended (`is_end_stream`, as a `Full` body does: hyper then stops
-//! polling it). It is checked when the failed attempt's result arrives: hyper and tonic
+//! which it says it has ended (`is_end_stream`, as a `Full` body does) or has no bytes left
+//! (an exact `size_hint` of zero): hyper stops polling it there. It is checked when the failed attempt's result arrives: hyper and tonic
 //! finish sending a small body before a response comes back, but a server that answers before
 //! reading the request (and a client that stops sending) leaves it incomplete, and the request
 //! is then not retried. A body whose `size_hint` already exceeds the limit is not buffered at
@@ -235,8 +235,9 @@ where
                     Poll::Ready(f) => f,
                 };
                 // hyper stops polling once the body says it has ended (a `Full` body after its
-                // data, any body after its trailers): what was kept is then the whole body.
-                let ended = body.is_end_stream();
+                // data, any body after its trailers) or, over HTTP/1 with a known length, once
+                // that many bytes are written: what was kept is then the whole body.
+                let ended = body.is_end_stream() || body.size_hint().exact() == Some(0);
                 let mut guard = capture
                     .as_ref()
                     .map(|c| c.lock().unwrap_or_else(PoisonError::into_inner));
@@ -275,8 +276,10 @@ where
                         }
                         Err(frame) => match frame.into_trailers() {
                             Ok(t) => {
+                                // Kept after the data said it was all there too: a body
+                                // of known length may still end with trailers.
                                 if let Some(c) = guard.as_deref_mut()
-                                    && c.state == CaptureState::Reading
+                                    && c.state != CaptureState::Lost
                                 {
                                     // Trailers are the last frame of a body.
                                     c.trailers = Some(t.clone());
@@ -394,6 +397,43 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(c.trailers(), Some(&t));
+    }
+
+    /// A body of known length that never says it has ended: its size hint counts down.
+    struct KnownLength(Vec<Bytes>);
+
+    impl Body for KnownLength {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+            let next = (!self.0.is_empty()).then(|| self.0.remove(0));
+            Poll::Ready(next.map(|b| Ok(Frame::data(b))))
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_of_known_length_written_whole_is_replayed() {
+        // hyper's HTTP/1 writer: the body's length in the head, and no poll after that many
+        // bytes.
+        let chunks = vec![Bytes::from_static(b"he"), Bytes::from_static(b"llo")];
+        let (mut body, saved) = ReplayBody::wrap(KnownLength(chunks), 64);
+        let mut left = body.size_hint().exact().unwrap();
+        while left > 0 {
+            let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
+            left -= data.len() as u64;
+            assert!(left == 0 || saved.replay().is_none(), "not all sent yet");
+        }
+        drop(body);
+        let again = saved.replay().expect("every byte was sent");
+        assert_eq!(again.collect().await.unwrap().to_bytes(), "hello");
     }
 
     #[tokio::test]
