@@ -89,7 +89,6 @@ pub(crate) enum Failure {
 /// found anywhere in the chain is reported as such, even under a generic transport error
 /// (tonic's `transport::Error` wraps the `io::Error` of a refused connection).
 pub(crate) fn classify_failure(err: &(dyn Error + 'static)) -> Failure {
-    #[cfg_attr(not(feature = "grpc"), allow(unused_mut))]
     let mut found = Failure::Other;
     let mut cur = Some(err);
     while let Some(e) = cur {
@@ -117,6 +116,17 @@ pub(crate) fn classify_failure(err: &(dyn Error + 'static)) -> Failure {
             && h.is_connect()
         {
             return Failure::NotSent;
+        }
+        // hyper's own: the server closed the connection before a whole response (a pooled
+        // keep-alive connection it had just closed), or the connection task is gone. Its
+        // sources (an `io::Error`, an HTTP/2 error) may say more.
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_timeout() {
+                return Failure::Timeout;
+            }
+            if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
+                found = Failure::Transport;
+            }
         }
         #[cfg(feature = "http2")]
         if let Some(h2) = e.downcast_ref::<h2::Error>() {

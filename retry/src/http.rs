@@ -3,7 +3,9 @@
 //! [`HttpPolicy`] retries
 //!
 //! - connection errors and timeouts (recognised in the error's `source()` chain: `io::Error`
-//!   kinds, hyper-util's connect errors, tower's and tokio's `Elapsed`), and a
+//!   kinds, hyper-util's connect errors, hyper's "connection closed before message completed"
+//!   — a pooled keep-alive connection the server had just closed —, tower's and tokio's
+//!   `Elapsed`), and a
 //!   `palisade-circuit-breaker` rejection after its `retry_after` (feature `circuit-breaker`);
 //!   with feature `http2`, HTTP/2 stream resets and `GOAWAY`s too (hyper's `h2` errors), a
 //!   refused stream (`REFUSED_STREAM`, never processed) with the reason `"refused stream"`;
