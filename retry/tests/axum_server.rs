@@ -1,6 +1,7 @@
 //! Against a real axum server on 127.0.0.1, through a real hyper-util client: a flapping
 //! endpoint gets byte-identical bodies on every attempt (streamed or of known size); a body
-//! over the limit is sent once; a refused connection is retried.
+//! over the limit is sent once; a refused connection is retried; a hedge carries the same
+//! body and the slow first attempt is cancelled.
 #![cfg(feature = "http")]
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -156,4 +157,77 @@ async fn a_refused_connection_is_retried() {
         .unwrap_err();
     assert!(err.is_connect(), "{err:?}");
     assert_eq!(retries.load(Ordering::SeqCst), 4);
+}
+
+/// A hedge through a real client: the first attempt's handler holds its answer until the
+/// hedge arrives (or 10 s pass), so the hedge, sent after 100 ms with the body hyper has
+/// already written whole, answers first; the first attempt is cancelled (its connection
+/// dropped, its handler with it).
+#[tokio::test]
+async fn a_hedge_carries_the_same_body_and_the_loser_is_cancelled() {
+    use palisade_retry::HedgeLayer;
+    use tokio::sync::Notify;
+
+    #[derive(Clone, Default)]
+    struct Slow {
+        bodies: Arc<Mutex<Vec<Bytes>>>,
+        hedge_arrived: Arc<Notify>,
+        first_cancelled: Arc<Notify>,
+    }
+    /// Notifies when dropped while still armed: the handler did not run to its end.
+    struct OnDrop(Option<Arc<Notify>>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            if let Some(n) = self.0.take() {
+                n.notify_one();
+            }
+        }
+    }
+    async fn slow(State(s): State<Slow>, body: Bytes) -> &'static str {
+        let n = {
+            let mut b = s.bodies.lock().unwrap();
+            b.push(body);
+            b.len()
+        };
+        if n > 1 {
+            s.hedge_arrived.notify_one();
+            return "hedge";
+        }
+        let mut cancelled = OnDrop(Some(s.first_cancelled.clone()));
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.hedge_arrived.notified()).await;
+        // Give the hedge's answer time to win; the handler is dropped before this ends when
+        // the client gives up on the first attempt.
+        let _ = tokio::time::timeout(Duration::from_secs(10), std::future::pending::<()>()).await;
+        cancelled.0 = None;
+        "first"
+    }
+
+    let state = Slow::default();
+    let app = axum::Router::new()
+        .route("/stock", put(slow))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/stock", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let hedge =
+        HedgeLayer::with_budget(HttpPolicy::new(), Duration::from_millis(100), None).unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>();
+    let req = Request::put(&url)
+        .body(Body::from(&b"{\"sku\":\"abc\",\"qty\":3}"[..]))
+        .unwrap();
+    let res = hedge.layer(client).oneshot(req).await.unwrap();
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&body[..], b"hedge");
+    // Bounded: the first handler's own timeout ends it within 20 s whatever happens.
+    tokio::time::timeout(Duration::from_secs(20), state.first_cancelled.notified())
+        .await
+        .expect("the first attempt was cancelled");
+    let bodies = state.bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[0], bodies[1]);
+    assert_eq!(&bodies[0][..], b"{\"sku\":\"abc\",\"qty\":3}");
 }
