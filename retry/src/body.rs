@@ -354,6 +354,20 @@ mod tests {
         assert_eq!(third.collect().await.unwrap().to_bytes(), "hello world");
     }
 
+    /// A body of one data frame `x` and trailers, and the trailers.
+    fn with_trailers() -> (
+        impl Body<Data = Bytes, Error = std::io::Error> + Unpin,
+        HeaderMap,
+    ) {
+        let mut t = HeaderMap::new();
+        t.insert("x-checksum", "1".parse().unwrap());
+        let frames = vec![
+            Ok(Frame::data(Bytes::from_static(b"x"))),
+            Ok(Frame::trailers(t.clone())),
+        ];
+        (StreamBody::new(futures_util::stream::iter(frames)), t)
+    }
+
     /// Reads `body` as hyper sends it: no poll once it says it has ended, none after
     /// trailers (sent with the end of the stream).
     async fn send_like_hyper<B: Body<Data = Bytes> + Unpin>(mut body: B) -> Vec<u8>
@@ -381,14 +395,8 @@ mod tests {
         let again = saved.replay().expect("the whole body was sent");
         assert_eq!(again.collect().await.unwrap().to_bytes(), "hello");
 
-        let mut t = HeaderMap::new();
-        t.insert("x-checksum", "1".parse().unwrap());
-        let frames = vec![
-            Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(b"x"))),
-            Ok(Frame::trailers(t.clone())),
-        ];
-        let (body, saved) =
-            ReplayBody::wrap(StreamBody::new(futures_util::stream::iter(frames)), 64);
+        let (body, t) = with_trailers();
+        let (body, saved) = ReplayBody::wrap(body, 64);
         assert_eq!(send_like_hyper(body).await, b"x");
         let c = saved
             .replay()
@@ -478,14 +486,8 @@ mod tests {
 
     #[tokio::test]
     async fn trailers_are_replayed() {
-        let mut t = HeaderMap::new();
-        t.insert("x-checksum", "1".parse().unwrap());
-        let frames = vec![
-            Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(b"x"))),
-            Ok(Frame::trailers(t.clone())),
-        ];
-        let (body, saved) =
-            ReplayBody::wrap(StreamBody::new(futures_util::stream::iter(frames)), 64);
+        let (body, t) = with_trailers();
+        let (body, saved) = ReplayBody::wrap(body, 64);
         let c = body.collect().await.unwrap();
         assert_eq!(c.trailers(), Some(&t));
         let c = saved.replay().unwrap().collect().await.unwrap();

@@ -64,40 +64,36 @@ fn layer(policy: HttpPolicy) -> RetryLayer<HttpPolicy> {
         .unwrap()
 }
 
-#[tokio::test]
-async fn flapping_endpoint_gets_identical_bodies_and_succeeds_on_the_third_attempt() {
+const ORDER: &[u8] = b"{\"sku\":\"abc\",\"qty\":3}";
+
+/// PUTs `body` (which holds [`ORDER`]) to the flapping endpoint: answered on the third
+/// attempt, and the server got the same bytes each time.
+async fn put_until_answered(body: Body) {
     let (url, state) = start().await;
     let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>();
     let svc = layer(HttpPolicy::new()).layer(client);
-    let req = Request::put(&url)
-        .body(chunked(vec![b"{\"sku\":", b"\"abc\",", b"\"qty\":3}"]))
+    let res = svc
+        .oneshot(Request::put(&url).body(body).unwrap())
+        .await
         .unwrap();
-    let res = svc.oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let bodies = state.bodies.lock().unwrap();
     assert_eq!(bodies.len(), 3);
     for b in bodies.iter() {
-        assert_eq!(&b[..], b"{\"sku\":\"abc\",\"qty\":3}");
+        assert_eq!(&b[..], ORDER);
     }
+}
+
+#[tokio::test]
+async fn flapping_endpoint_gets_identical_bodies_and_succeeds_on_the_third_attempt() {
+    put_until_answered(chunked(vec![b"{\"sku\":", b"\"abc\",", b"\"qty\":3}"])).await;
 }
 
 /// A body of known size (`Body::from(bytes)`, like `Full`): hyper stops reading it once it
 /// says it has ended, without polling for the end; it is replayed all the same.
 #[tokio::test]
 async fn a_body_of_known_size_is_replayed() {
-    let (url, state) = start().await;
-    let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>();
-    let svc = layer(HttpPolicy::new()).layer(client);
-    let req = Request::put(&url)
-        .body(Body::from(&b"{\"sku\":\"abc\",\"qty\":3}"[..]))
-        .unwrap();
-    let res = svc.oneshot(req).await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let bodies = state.bodies.lock().unwrap();
-    assert_eq!(bodies.len(), 3);
-    for b in bodies.iter() {
-        assert_eq!(&b[..], b"{\"sku\":\"abc\",\"qty\":3}");
-    }
+    put_until_answered(Body::from(ORDER)).await;
 }
 
 #[tokio::test]
@@ -213,9 +209,7 @@ async fn a_hedge_carries_the_same_body_and_the_loser_is_cancelled() {
     let hedge =
         HedgeLayer::with_budget(HttpPolicy::new(), Duration::from_millis(100), None).unwrap();
     let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>();
-    let req = Request::put(&url)
-        .body(Body::from(&b"{\"sku\":\"abc\",\"qty\":3}"[..]))
-        .unwrap();
+    let req = Request::put(&url).body(Body::from(ORDER)).unwrap();
     let res = hedge.layer(client).oneshot(req).await.unwrap();
     let body = http_body_util::BodyExt::collect(res.into_body())
         .await
@@ -228,6 +222,6 @@ async fn a_hedge_carries_the_same_body_and_the_loser_is_cancelled() {
         .expect("the first attempt was cancelled");
     let bodies = state.bodies.lock().unwrap();
     assert_eq!(bodies.len(), 2);
-    assert_eq!(bodies[0], bodies[1]);
-    assert_eq!(&bodies[0][..], b"{\"sku\":\"abc\",\"qty\":3}");
+    assert_eq!(&bodies[0][..], ORDER);
+    assert_eq!(&bodies[1][..], ORDER);
 }
