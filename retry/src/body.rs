@@ -10,8 +10,8 @@
 //!
 //! "Read to the end" means the body yielded its end, its trailers, or a data frame after
 //! which it says it has ended (`is_end_stream`, as a `Full` body does) or has no bytes left
-//! (an exact `size_hint` of zero): hyper stops polling it there. It is checked when the failed attempt's result arrives: hyper and tonic
-//! finish sending a small body before a response comes back, but a server that answers before
+//! (an exact `size_hint` of zero): hyper stops polling it there. It is checked when the
+//! failed attempt's result arrives: hyper and tonic finish sending a small body before a response comes back, but a server that answers before
 //! reading the request (and a client that stops sending) leaves it incomplete, and the request
 //! is then not retried. A body whose `size_hint` already exceeds the limit is not buffered at
 //! all. Capturing takes an uncontended lock per data frame (only for requests with a body).
@@ -234,10 +234,6 @@ where
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(f) => f,
                 };
-                // hyper stops polling once the body says it has ended (a `Full` body after its
-                // data, any body after its trailers) or, over HTTP/1 with a known length, once
-                // that many bytes are written: what was kept is then the whole body.
-                let ended = body.is_end_stream() || body.size_hint().exact() == Some(0);
                 let mut guard = capture
                     .as_ref()
                     .map(|c| c.lock().unwrap_or_else(PoisonError::into_inner));
@@ -267,7 +263,11 @@ where
                                 } else {
                                     c.len += bytes.len();
                                     c.chunks.push(bytes.clone());
-                                    if ended {
+                                    // hyper stops polling once the body says it has ended (a
+                                    // `Full` body after its data) or, over HTTP/1 with a known
+                                    // length, once that many bytes are written: what was kept
+                                    // is then the whole body.
+                                    if body.is_end_stream() || body.size_hint().exact() == Some(0) {
                                         c.state = CaptureState::Complete;
                                     }
                                 }
@@ -276,12 +276,12 @@ where
                         }
                         Err(frame) => match frame.into_trailers() {
                             Ok(t) => {
-                                // Kept after the data said it was all there too: a body
-                                // of known length may still end with trailers.
+                                // Trailers are a body's last frame; kept even after the
+                                // data said it was all there (a known length may still end
+                                // with trailers).
                                 if let Some(c) = guard.as_deref_mut()
                                     && c.state != CaptureState::Lost
                                 {
-                                    // Trailers are the last frame of a body.
                                     c.trailers = Some(t.clone());
                                     c.state = CaptureState::Complete;
                                 }

@@ -129,11 +129,8 @@ pub(crate) fn classify_failure(err: &(dyn Error + 'static)) -> Failure {
             }
         }
         #[cfg(feature = "http2")]
-        if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            match h2_failure(h2) {
-                Failure::Other => {}
-                failure => return failure,
-            }
+        if let Some(failure) = e.downcast_ref::<h2::Error>().and_then(h2_failure) {
+            return failure;
         }
         // A tonic channel's own error: the call failed in transport (a gRPC status from the
         // server is a response, not an error, at this level). Its sources may say more.
@@ -153,14 +150,13 @@ pub(crate) fn classify_failure(err: &(dyn Error + 'static)) -> Failure {
 /// outcome unknown, like a connection lost mid-call. A misuse of the API (a user error) and an
 /// I/O error (hyper turns those into `io::Error`s, classified above) say nothing here.
 #[cfg(feature = "http2")]
-fn h2_failure(err: &h2::Error) -> Failure {
-    if !(err.is_reset() || err.is_go_away()) {
-        return Failure::Other;
-    }
+fn h2_failure(err: &h2::Error) -> Option<Failure> {
     if err.is_reset() && err.is_remote() && err.reason() == Some(h2::Reason::REFUSED_STREAM) {
-        Failure::Refused
+        Some(Failure::Refused)
+    } else if err.is_reset() || err.is_go_away() {
+        Some(Failure::Transport)
     } else {
-        Failure::Transport
+        None
     }
 }
 
