@@ -3,20 +3,27 @@
 //! [`ReplayBody`] wraps the caller's body. As the inner service (hyper, tonic, …) pulls frames,
 //! each data frame is passed through *and* kept (a reference-counted [`Bytes`], no copy when the
 //! body already yields `Bytes`) in a buffer bounded by the policy's body limit (default 64 KiB).
-//! A retry may re-send the body only if the inner service read it to the end and every byte fit:
-//! a body over the limit, a body that failed, or one not yet fully read is never re-sent, so no
-//! partial or duplicated body is ever sent. A body that is empty from the start costs nothing:
-//! no buffer, no lock.
+//! A retry re-sends the whole body, once, from its first byte: either a copy of what was kept,
+//! when the inner service read it to the end, or what was kept followed by the rest of the
+//! caller's body, when the inner service let the body go before its end. A body over the limit
+//! or one that failed is never re-sent, and a body still held by the attempt that read it is
+//! not re-sent while it is held: no partial or duplicated body is ever sent. A body that is
+//! empty from the start costs nothing: no buffer, no lock.
 //!
 //! "Read to the end" means the body yielded its end, its trailers, or a data frame after
 //! which it says it has ended (`is_end_stream`, as a `Full` body does) or has no bytes left
-//! (an exact `size_hint` of zero): hyper stops polling it there. It is checked when the
-//! failed attempt's result arrives: hyper and tonic finish sending a small body before a response comes back, but a server that answers before
-//! reading the request (and a client that stops sending) leaves it incomplete, and the request
-//! is then not retried. A body whose `size_hint` already exceeds the limit is not buffered at
-//! all. Capturing takes an uncontended lock per data frame (only for requests with a body).
+//! (an exact `size_hint` of zero): hyper stops polling it there. hyper and tonic finish
+//! sending a small body before a response comes back. A server that answers before reading the
+//! request (load shedding, a gRPC trailers-only `UNAVAILABLE` to a client stream) leaves the
+//! body unfinished and still held by the transport when the answer arrives: the retry then
+//! waits out its backoff, and if the transport has let the body go by then (it does once the
+//! server closes the connection or resets the stream), the next attempt sends what was read and
+//! then the rest — with its whole length as `size_hint`, for a `Content-Length`. If the body is
+//! still held after the wait, the answer is returned as it is. A body whose `size_hint` already
+//! exceeds the limit is not buffered at all. Capturing takes an uncontended lock per data frame
+//! (only for requests with a body).
 //!
-//! A body the inner service dropped without ever polling it (a refused connection, a circuit
+//! A body the inner service dropped without reading any of it (a refused connection, a circuit
 //! breaker's rejection: nothing was sent) is handed back whole and becomes the next attempt's
 //! body. A non-empty body is boxed for this (one allocation per request with a body, besides
 //! the shared capture buffer); an empty one costs nothing.
@@ -45,7 +52,9 @@ enum Kind<B> {
     Streaming {
         body: Option<Pin<Box<B>>>,
         capture: Option<Arc<Mutex<Capture<B>>>>,
-        polled: bool,
+        /// What an earlier attempt already read of the body, sent before `body` (which is
+        /// the rest of it, handed back): boxed, only a resumed body pays.
+        prefix: Option<Box<Prefix>>,
     },
     /// Trailers are boxed: only a replay of a body that had some pays, and every request's
     /// body (and so every retry future) stays small.
@@ -63,7 +72,15 @@ enum CaptureState {
     Lost,
 }
 
-/// What a streaming body has passed through so far, or the whole body if it was never polled.
+/// The chunks an earlier attempt read, sent again before the rest of the body.
+#[derive(Debug)]
+struct Prefix {
+    chunks: Vec<Bytes>,
+    next: usize,
+}
+
+/// What a streaming body has passed through so far, and the rest of it once the attempt that
+/// held it let it go before its end.
 #[derive(Debug)]
 pub(crate) struct Capture<B> {
     chunks: Vec<Bytes>,
@@ -71,7 +88,9 @@ pub(crate) struct Capture<B> {
     limit: usize,
     state: CaptureState,
     trailers: Option<HeaderMap>,
-    untouched: Option<Pin<Box<B>>>,
+    /// The part of the body not yet read, handed back when the attempt holding it dropped it
+    /// before its end (the whole body, if it read none).
+    rest: Option<Pin<Box<B>>>,
 }
 
 impl<B> Capture<B> {
@@ -79,6 +98,7 @@ impl<B> Capture<B> {
         self.state = CaptureState::Lost;
         self.chunks = Vec::new();
         self.trailers = None;
+        self.rest = None;
     }
 }
 
@@ -98,30 +118,52 @@ impl<B> Saved<B> {
             Self::TooLarge => false,
             Self::Captured(c) => {
                 let guard = c.lock().unwrap_or_else(PoisonError::into_inner);
-                guard.untouched.is_some() || guard.state == CaptureState::Complete
+                guard.rest.is_some() || guard.state == CaptureState::Complete
             }
         }
     }
 
-    /// The body for the next attempt: the original body if it was never polled, a copy of
-    /// the whole body if it was read to the end and fit, else `None`.
+    /// Whether the body is still held by the attempt that read it: neither read to the end
+    /// nor let go yet (the transport may still be sending it, or about to drop it), so it may
+    /// become replayable soon.
+    pub(crate) fn held(&self) -> bool {
+        match self {
+            Self::Empty | Self::TooLarge => false,
+            Self::Captured(c) => {
+                let guard = c.lock().unwrap_or_else(PoisonError::into_inner);
+                guard.rest.is_none() && guard.state == CaptureState::Reading
+            }
+        }
+    }
+
+    /// The body for the next attempt: a copy of the whole body if it was read to the end and
+    /// fit; what was read of it followed by the rest, if the attempt that held it let it go
+    /// before its end; else `None`.
     pub(crate) fn replay(&self) -> Option<ReplayBody<B>> {
         let kind = match self {
             Self::Empty => Kind::Empty,
             Self::TooLarge => return None,
             Self::Captured(c) => {
                 let mut guard = c.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(body) = guard.untouched.take() {
-                    Kind::Streaming {
-                        body: Some(body),
-                        capture: Some(c.clone()),
-                        polled: false,
-                    }
-                } else if guard.state == CaptureState::Complete {
+                if guard.state == CaptureState::Complete {
                     Kind::Replay {
                         chunks: guard.chunks.clone(),
                         next: 0,
                         trailers: guard.trailers.clone().map(Box::new),
+                    }
+                } else if let Some(body) = guard.rest.take() {
+                    // Handed to one attempt at a time: it captures the rest as it goes, and
+                    // hands back what it did not read if it too stops short.
+                    let prefix = (!guard.chunks.is_empty()).then(|| {
+                        Box::new(Prefix {
+                            chunks: guard.chunks.clone(),
+                            next: 0,
+                        })
+                    });
+                    Kind::Streaming {
+                        body: Some(body),
+                        capture: Some(c.clone()),
+                        prefix,
                     }
                 } else {
                     return None;
@@ -141,7 +183,7 @@ impl<B: Body> ReplayBody<B> {
                 kind: Kind::Streaming {
                     body: Some(Box::pin(body)),
                     capture: None,
-                    polled: false,
+                    prefix: None,
                 },
             },
             Saved::TooLarge,
@@ -163,14 +205,14 @@ impl<B: Body> ReplayBody<B> {
             limit,
             state: CaptureState::Reading,
             trailers: None,
-            untouched: None,
+            rest: None,
         }));
         (
             ReplayBody {
                 kind: Kind::Streaming {
                     body: Some(Box::pin(body)),
                     capture: Some(c.clone()),
-                    polled: false,
+                    prefix: None,
                 },
             },
             Saved::Captured(c),
@@ -180,17 +222,19 @@ impl<B: Body> ReplayBody<B> {
 
 impl<B> Drop for ReplayBody<B> {
     fn drop(&mut self) {
-        // Never polled: nothing was sent, so the next attempt may send the original.
+        // Let go before its end (a refused connection, a reset stream, an early answer): the
+        // rest goes back to the capture, so the next attempt can send what was read and then
+        // the rest — the whole body, once.
         if let Kind::Streaming {
             body,
             capture: Some(c),
-            polled: false,
+            ..
         } = &mut self.kind
             && let Some(body) = body.take()
         {
             let mut guard = c.lock().unwrap_or_else(PoisonError::into_inner);
-            if guard.state == CaptureState::Reading && guard.len == 0 {
-                guard.untouched = Some(body);
+            if guard.state == CaptureState::Reading {
+                guard.rest = Some(body);
             }
         }
     }
@@ -224,9 +268,16 @@ where
             Kind::Streaming {
                 body,
                 capture,
-                polled,
+                prefix,
             } => {
-                *polled = true;
+                if let Some(p) = prefix {
+                    if let Some(chunk) = p.chunks.get_mut(p.next) {
+                        p.next += 1;
+                        // Already kept by the capture: sent, not kept again.
+                        return Poll::Ready(Some(Ok(Frame::data(std::mem::take(chunk)))));
+                    }
+                    *prefix = None;
+                }
                 let Some(body) = body.as_mut() else {
                     return Poll::Ready(None);
                 };
@@ -305,7 +356,10 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Empty => true,
-            Kind::Streaming { body, .. } => body.as_ref().is_none_or(|b| b.is_end_stream()),
+            Kind::Streaming { body, prefix, .. } => {
+                prefix.as_ref().is_none_or(|p| p.next >= p.chunks.len())
+                    && body.as_ref().is_none_or(|b| b.is_end_stream())
+            }
             Kind::Replay {
                 chunks,
                 next,
@@ -317,9 +371,23 @@ where
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
-            Kind::Streaming { body, .. } => body
-                .as_ref()
-                .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint()),
+            Kind::Streaming { body, prefix, .. } => {
+                let rest = body
+                    .as_ref()
+                    .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint());
+                let Some(p) = prefix else {
+                    return rest;
+                };
+                // What was read before plus the rest: the body's whole length, as a
+                // `Content-Length` needs it.
+                let sent: u64 = p.chunks[p.next..].iter().map(|c| c.len() as u64).sum();
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower().saturating_add(sent));
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper.saturating_add(sent));
+                }
+                hint
+            }
             Kind::Replay { chunks, next, .. } => {
                 SizeHint::with_exact(chunks[*next..].iter().map(|c| c.len() as u64).sum())
             }
@@ -467,13 +535,102 @@ mod tests {
         );
     }
 
+    /// The data of the next frame of `body`.
+    async fn next_data<B: Body<Data = Bytes> + Unpin>(body: &mut B) -> Bytes
+    where
+        B::Error: std::fmt::Debug,
+    {
+        body.frame().await.unwrap().unwrap().into_data().unwrap()
+    }
+
     #[tokio::test]
-    async fn partly_read_is_not_replayed() {
-        let (mut body, saved) = ReplayBody::wrap(stream(&["a", "b"]), 64);
-        let _ = body.frame().await;
-        assert!(saved.replay().is_none());
+    async fn a_body_let_go_part_way_is_replayed_whole() {
+        let (mut body, saved) = ReplayBody::wrap(stream(&["a", "b", "c"]), 64);
+        assert_eq!(next_data(&mut body).await, "a");
+        assert!(saved.held(), "still held by the attempt reading it");
+        assert!(saved.replay().is_none(), "never while it is held");
+        drop(body); // e.g. the stream was reset after the server answered
+        assert!(!saved.held());
+        assert!(saved.replayable());
+        let mut again = saved.replay().expect("what was read, then the rest");
+        assert!(saved.replay().is_none(), "the rest goes to one attempt");
+        assert!(saved.held());
+        // Stopped short again, inside what was read before: handed back as it was.
+        assert_eq!(next_data(&mut again).await, "a");
+        drop(again);
+        let mut third = saved.replay().unwrap();
+        assert_eq!(next_data(&mut third).await, "a");
+        assert_eq!(next_data(&mut third).await, "b");
+        drop(third);
+        // ... and inside the rest: what it read is kept too.
+        let fourth = saved.replay().unwrap();
+        assert_eq!(fourth.collect().await.unwrap().to_bytes(), "abc");
+        // Read to the end at last: replayed from the capture from now on.
+        assert!(!saved.held());
+        for _ in 0..2 {
+            let again = saved.replay().unwrap();
+            assert_eq!(again.collect().await.unwrap().to_bytes(), "abc");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resumed_body_keeps_its_length_and_trailers() {
+        let chunks = vec![
+            Bytes::from_static(b"he"),
+            Bytes::from_static(b"ll"),
+            Bytes::from_static(b"o"),
+        ];
+        let (mut body, saved) = ReplayBody::wrap(KnownLength(chunks), 64);
+        assert_eq!(next_data(&mut body).await, "he");
         drop(body);
-        assert!(saved.replay().is_none());
+        let again = saved.replay().unwrap();
+        assert_eq!(
+            again.size_hint().exact(),
+            Some(5),
+            "the whole length, for Content-Length"
+        );
+        assert!(!again.is_end_stream());
+        assert_eq!(send_like_hyper(again).await, b"hello");
+        assert_eq!(
+            saved.replay().unwrap().collect().await.unwrap().to_bytes(),
+            "hello"
+        );
+
+        let mut t = HeaderMap::new();
+        t.insert("x-checksum", "2".parse().unwrap());
+        let frames = vec![
+            Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(b"x"))),
+            Ok(Frame::data(Bytes::from_static(b"y"))),
+            Ok(Frame::trailers(t.clone())),
+        ];
+        let (mut body, saved) =
+            ReplayBody::wrap(StreamBody::new(futures_util::stream::iter(frames)), 64);
+        assert_eq!(next_data(&mut body).await, "x");
+        drop(body);
+        let c = saved.replay().unwrap().collect().await.unwrap();
+        assert_eq!(c.trailers(), Some(&t));
+        assert_eq!(c.to_bytes(), "xy");
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_or_failed_is_not_handed_back() {
+        let (mut body, saved) = ReplayBody::wrap(stream(&["12345", "67890"]), 8);
+        assert_eq!(next_data(&mut body).await, "12345");
+        assert_eq!(next_data(&mut body).await, "67890");
+        drop(body);
+        assert!(!saved.held() && saved.replay().is_none());
+
+        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"a"))),
+            Err(std::io::Error::other("disk")),
+            Ok(Frame::data(Bytes::from_static(b"b"))),
+        ];
+        let (mut body, saved) =
+            ReplayBody::wrap(StreamBody::new(futures_util::stream::iter(frames)), 64);
+        assert_eq!(next_data(&mut body).await, "a");
+        assert!(body.frame().await.unwrap().is_err());
+        drop(body);
+        assert!(!saved.held() && saved.replay().is_none());
     }
 
     #[tokio::test]

@@ -214,7 +214,13 @@ where
                         }
                     }
                     let next = Attempt::new(*this.attempt + 1);
-                    if !local.policy.can_replay(this.saved) {
+                    // A body the failed attempt still holds may be let go during the wait: the
+                    // request is then rebuilt after it.
+                    let now_replayable = local.policy.can_replay(this.saved);
+                    let later = !now_replayable
+                        && !delay.is_zero()
+                        && local.policy.may_replay_later(this.saved);
+                    if !now_replayable && !later {
                         observer.gave_up(*this.attempt, GiveUp::NotReplayable);
                         return Poll::Ready(result);
                     }
@@ -230,7 +236,11 @@ where
                         },
                         _ => None,
                     };
-                    let Some(request) = local.policy.replay(this.saved, next) else {
+                    let request = if later {
+                        None
+                    } else if let Some(request) = local.policy.replay(this.saved, next) {
+                        Some(request)
+                    } else {
                         if let Some((budget, epoch)) = taken {
                             budget.refund(epoch);
                         }
@@ -249,10 +259,11 @@ where
                         })
                     });
                     retrying.prev_delay = Some(delay);
-                    retrying.request = Some(request);
-                    // Kept only when a deadline may return it: the failed result may hold
-                    // a connection or a stream open until it is dropped.
-                    retrying.last = this.start.is_some().then_some(result);
+                    retrying.request = request;
+                    // Kept only when it may be returned: when a deadline may pass, or the
+                    // request may not be rebuilt after the wait. The failed result may hold a
+                    // connection or a stream open until it is dropped.
+                    retrying.last = (this.start.is_some() || later).then_some(result);
                     retrying.taken = taken.map(|(_, epoch)| epoch);
                     if delay.is_zero() {
                         this.state.set(State::Ready);
@@ -269,10 +280,35 @@ where
                         unreachable!("a wait is set before the Waiting state");
                     };
                     ready!(sleep.as_mut().poll(cx));
-                    this.state.set(State::Ready);
-                    if let Some(retrying) = this.retrying.as_deref_mut() {
-                        arm_deadline(retrying, *this.start, this.local.config.max_elapsed);
+                    let Some(retrying) = this.retrying.as_deref_mut() else {
+                        unreachable!("a retry is prepared before the Waiting state");
+                    };
+                    if retrying.request.is_none() {
+                        // Rebuilt only now: the failed attempt held the body when it ended.
+                        let local = &**this.local;
+                        let next = Attempt::new(*this.attempt + 1);
+                        match local.policy.replay(this.saved, next) {
+                            Some(request) => {
+                                retrying.request = Some(request);
+                                if this.start.is_none() {
+                                    retrying.last = None;
+                                }
+                            }
+                            None => {
+                                retrying.refund(&local.shared);
+                                local
+                                    .shared
+                                    .observer
+                                    .gave_up(*this.attempt, GiveUp::NotReplayable);
+                                let Some(last) = retrying.last.take() else {
+                                    unreachable!("the failed result is kept for a later replay");
+                                };
+                                return Poll::Ready(last);
+                            }
+                        }
                     }
+                    this.state.set(State::Ready);
+                    arm_deadline(retrying, *this.start, this.local.config.max_elapsed);
                 }
                 StateProj::Ready => {
                     let Some(retrying) = this.retrying.as_deref_mut() else {

@@ -23,6 +23,11 @@
 //! are POSTs, so the HTTP method is not consulted. Only the methods declared idempotent are
 //! [hedged](crate::hedge).
 //!
+//! As gRFC A6 asks, the messages of a client stream are kept as they are sent (up to the body
+//! limit): a stream the server answered with a trailers-only status before the client finished
+//! it is sent again from its first message, then continues with the messages not yet sent,
+//! once the transport has let the first stream go (see [`ReplayBody`]).
+//!
 //! # Tonic channels
 //!
 //! A tonic-generated client needs `T: GrpcService<tonic::body::Body>`, i.e. a service taking
@@ -261,6 +266,12 @@ impl<B: Body> Replay<Request<B>> for GrpcPolicy {
 
     fn can_replay(&self, saved: &HttpSaved<B>) -> bool {
         saved.replayable()
+    }
+
+    /// A client stream the server answered before the client finished it: the messages sent
+    /// so far and the rest of the stream are sent again once the transport lets it go.
+    fn may_replay_later(&self, saved: &HttpSaved<B>) -> bool {
+        saved.held()
     }
 
     /// Only the methods declared [idempotent](GrpcPolicy::idempotent_methods).

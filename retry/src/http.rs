@@ -161,6 +161,12 @@ impl<B> HttpSaved<B> {
         self.eligible() && self.body.replayable()
     }
 
+    /// Whether the request is eligible and its body is still held by the attempt that read
+    /// it: it may be replayable once that attempt lets it go.
+    pub(crate) fn held(&self) -> bool {
+        self.eligible() && self.body.held()
+    }
+
     /// The request's path, when it is eligible.
     #[cfg(feature = "grpc")]
     pub(crate) fn path(&self) -> Option<&str> {
@@ -254,6 +260,10 @@ impl<B: Body> Replay<Request<B>> for HttpPolicy {
 
     fn can_replay(&self, saved: &HttpSaved<B>) -> bool {
         saved.replayable()
+    }
+
+    fn may_replay_later(&self, saved: &HttpSaved<B>) -> bool {
+        saved.held()
     }
 
     fn replay(&self, saved: &mut HttpSaved<B>, attempt: Attempt) -> Option<Self::Request> {

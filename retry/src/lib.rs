@@ -17,8 +17,9 @@
 //!   timeout or a connection lost mid-call only for methods declared idempotent, a stream the
 //!   server refused for every method);
 //! - **body replay** without `Clone`: the body is kept as it is sent, up to a limit
-//!   (64 KiB), and re-sent byte-identical; a body over the limit, or a gRPC call whose response
-//!   has started, is never retried (see [`ReplayBody`]);
+//!   (64 KiB), and re-sent byte-identical — also when the server answered before reading all
+//!   of it (what was sent, then the rest); a body over the limit, or a gRPC call whose
+//!   response has started, is never retried (see [`ReplayBody`]);
 //! - **breaker-aware** (feature `circuit-breaker`): a `palisade-circuit-breaker` rejection is
 //!   retried only after its `retry_after`, within budget and deadline, else returned at once;
 //! - **visible attempts**: every resend carries an [`Attempt`] in its extensions, read with

@@ -75,6 +75,17 @@ pub trait Replay<Req> {
         true
     }
 
+    /// Whether a request that cannot be sent again now ([`can_replay`](Self::can_replay) says
+    /// no) may be by the end of the wait before the retry: its body is still held by the
+    /// attempt that failed (a transport that has an answer may still be sending it, or not
+    /// have dropped it yet). The retry then waits out its backoff, and the request is rebuilt
+    /// after it; if it cannot be then, the failed result is returned and the retry taken from
+    /// the budget is given back. Never asked when there is no wait. The default says no.
+    fn may_replay_later(&self, saved: &Self::Saved) -> bool {
+        let _ = saved;
+        false
+    }
+
     /// Whether the request may be hedged: sent a second time while the first attempt is still
     /// in flight (see [`hedge`](crate::hedge)). Both attempts may then be processed, so only
     /// requests that are safe to repeat should say yes.
@@ -87,7 +98,7 @@ pub trait Replay<Req> {
     }
 
     /// Rebuilds the request for attempt `attempt`, or `None` when it cannot be sent again
-    /// byte-identical (a body over the limit, or not fully read by the inner service).
+    /// byte-identical (a body over the limit, or still held by the attempt that read it).
     fn replay(&self, saved: &mut Self::Saved, attempt: Attempt) -> Option<Self::Request>;
 }
 
