@@ -195,7 +195,7 @@ async fn an_upload_answered_before_it_was_read_is_sent_again_whole() {
     });
     let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Body>>();
     let svc = RetryLayer::builder("upload", HttpPolicy::new())
-        .backoff(Backoff::constant(Duration::from_millis(20)))
+        .backoff(Backoff::constant(Duration::from_millis(50)))
         .jitter(Jitter::None)
         .without_budget()
         .build()
