@@ -8,8 +8,9 @@ type BoxError = Box<dyn Error + Send + Sync>;
 
 /// Views an error of any type as `&dyn Error`, when it is one of the error types a client
 /// stack returns: `Box<dyn Error + Send + Sync>` (tower's `BoxError`, what a stack with the
-/// breaker or a timeout returns), `Box<dyn Error + Send>`, `std::io::Error`, hyper-util's
-/// legacy client error, tonic's transport error, tower's and tokio's `Elapsed`.
+/// breaker or a timeout returns), `Box<dyn Error + Send>`, `std::io::Error`, hyper's own
+/// error (a client made of hyper's `conn` connections) and hyper-util's legacy client error,
+/// h2's, tonic's transport error, tower's and tokio's `Elapsed`.
 pub(crate) fn as_error<E: 'static>(err: &E) -> Option<&(dyn Error + 'static)> {
     let any: &dyn Any = err;
     if let Some(e) = any.downcast_ref::<BoxError>() {
@@ -25,6 +26,13 @@ pub(crate) fn as_error<E: 'static>(err: &E) -> Option<&(dyn Error + 'static)> {
         return Some(e);
     }
     if let Some(e) = any.downcast_ref::<hyper_util::client::legacy::Error>() {
+        return Some(e);
+    }
+    if let Some(e) = any.downcast_ref::<hyper::Error>() {
+        return Some(e);
+    }
+    #[cfg(feature = "http2")]
+    if let Some(e) = any.downcast_ref::<h2::Error>() {
         return Some(e);
     }
     #[cfg(feature = "grpc")]
@@ -98,6 +106,17 @@ pub(crate) fn classify_failure(err: &(dyn Error + 'static)) -> Failure {
         }
         if e.is::<tower::timeout::error::Elapsed>() || e.is::<tokio::time::error::Elapsed>() {
             return Failure::Timeout;
+        }
+        // tonic's: the call's `grpc-timeout` (or the endpoint's timeout) expired in the
+        // channel, and a connection the channel could not make (refused, timed out, DNS, TLS):
+        // nothing was sent.
+        #[cfg(feature = "grpc")]
+        if e.is::<tonic::TimeoutExpired>() {
+            return Failure::Timeout;
+        }
+        #[cfg(feature = "grpc")]
+        if e.is::<tonic::ConnectError>() {
+            return Failure::NotSent;
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind as K;
@@ -181,5 +200,60 @@ pub(crate) fn circuit_open(after: Option<std::time::Duration>) -> Decision {
             after,
         },
         None => Decision::Return,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    fn boxed(e: impl Error + Send + Sync + 'static) -> BoxError {
+        Box::new(e)
+    }
+
+    /// An error that wraps another, as a transport error does.
+    #[derive(Debug)]
+    struct Wrapped(BoxError);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("transport error")
+        }
+    }
+
+    impl Error for Wrapped {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    fn classify(e: &BoxError) -> Failure {
+        classify_failure(as_error(e).unwrap())
+    }
+
+    #[test]
+    fn io_kinds() {
+        let kind = |k| classify(&boxed(Wrapped(boxed(io::Error::from(k)))));
+        assert_eq!(kind(io::ErrorKind::ConnectionRefused), Failure::NotSent);
+        assert_eq!(kind(io::ErrorKind::TimedOut), Failure::Timeout);
+        assert_eq!(kind(io::ErrorKind::ConnectionReset), Failure::Transport);
+        assert_eq!(kind(io::ErrorKind::PermissionDenied), Failure::Other);
+    }
+
+    #[cfg(feature = "grpc")]
+    #[test]
+    fn tonic_timeouts_and_connect_errors() {
+        // The channel's `grpc-timeout`: a timeout (DEADLINE_EXCEEDED), not a lost connection.
+        let expired = boxed(Wrapped(boxed(tonic::TimeoutExpired(()))));
+        assert_eq!(classify(&expired), Failure::Timeout);
+        // A connection that timed out or failed its handshake: never sent, like a refusal.
+        for cause in [
+            boxed(io::Error::from(io::ErrorKind::TimedOut)),
+            boxed(io::Error::other("tls handshake")),
+        ] {
+            let connect = boxed(Wrapped(boxed(tonic::ConnectError(cause))));
+            assert_eq!(classify(&connect), Failure::NotSent);
+        }
     }
 }

@@ -175,7 +175,11 @@ impl<P, T: TimeoutKind> Builder<P, T> {
         self
     }
 
-    /// Called before every retry, with the attempt, the reason and the delay.
+    /// Called when a retry is decided, before its wait, with the attempt, the reason and the
+    /// delay. A retry decided may still not be sent: the deadline passes while the inner
+    /// service gets ready, the caller drops the request, or a body the failed attempt still
+    /// held is not let go during the wait ([`Stats::retries`](crate::Stats::retries) counts
+    /// only those sent).
     pub fn on_retry(mut self, hook: impl Fn(&RetryEvent<'_>) + Send + Sync + 'static) -> Self {
         self.on_retry = Some(Arc::new(hook));
         self

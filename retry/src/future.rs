@@ -316,7 +316,20 @@ where
                     };
                     let shared = &this.local.shared;
                     match this.svc.poll_ready(cx) {
-                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Ok(())) => {
+                            // Ready, but perhaps only past the deadline (the task was polled
+                            // late after its wait): the retry is not sent then.
+                            let late = this
+                                .start
+                                .zip(this.local.config.max_elapsed)
+                                .is_some_and(|(start, max)| start.elapsed() >= max);
+                            if late && let Some(last) = retrying.last.take() {
+                                retrying.request = None;
+                                retrying.refund(shared);
+                                shared.observer.gave_up(*this.attempt, GiveUp::Deadline);
+                                return Poll::Ready(last);
+                            }
+                        }
                         Poll::Ready(Err(e)) => {
                             // Neither the retry nor the failure it replaces is needed now.
                             retrying.request = None;

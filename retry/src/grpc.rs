@@ -9,12 +9,14 @@
 //!   call is *committed* and is never retried. A proxy's HTTP error without a `grpc-status`
 //!   is mapped as the gRPC spec says (`429`, `502`, `503`, `504` are `UNAVAILABLE`, `404` is
 //!   `UNIMPLEMENTED`, …).
-//! - A call that **never left the client** (the connection was refused, a circuit breaker
-//!   rejected it) or that the **server did not process** (its HTTP/2 stream was refused with
-//!   `REFUSED_STREAM`, gRFC A6's transparent retry) is retried for every method, a
-//!   rejection only after the breaker's `retry_after`.
-//! - A call whose outcome is **unknown** — a timeout, or a connection lost mid-call — may
-//!   have been processed by the server. It is retried only for the methods declared
+//! - A call that **never left the client** (the channel could not connect — refused, timed
+//!   out, a failed handshake —, or a circuit breaker rejected it) or that the **server did
+//!   not process** (its HTTP/2 stream was refused with `REFUSED_STREAM`, gRFC A6's
+//!   transparent retry) is retried for every method, a rejection only after the breaker's
+//!   `retry_after`.
+//! - A call whose outcome is **unknown** — a timeout (the channel's `grpc-timeout` expiring
+//!   too), or a connection lost mid-call — may have been processed by the server. It is
+//!   retried only for the methods declared
 //!   [idempotent](GrpcPolicy::idempotent_methods), as `DEADLINE_EXCEEDED` (a timeout) or
 //!   `UNAVAILABLE` (a lost connection), when that code is in the set.
 //!

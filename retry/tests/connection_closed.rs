@@ -95,3 +95,41 @@ async fn a_post_without_idempotency_key_is_not_retried() {
     assert!(reasons.is_empty(), "{reasons:?}");
     assert_eq!(requests.load(Ordering::SeqCst), 1);
 }
+
+/// A client made of hyper's own connections (`hyper::client::conn`, one per attempt), whose
+/// error type is `hyper::Error` itself: the incomplete message is recognised all the same.
+#[tokio::test]
+async fn hyper_conn_errors_are_recognised() {
+    let (url, requests) = start(2).await;
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut senders = Vec::new();
+    for _ in 0..3 {
+        let io = hyper_util::rt::TokioIo::new(tokio::net::TcpStream::connect(&addr).await.unwrap());
+        let (sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        senders.push(sender);
+    }
+    let senders = Arc::new(Mutex::new(senders));
+    let client = tower::service_fn(move |req: Request<ReplayBody<Empty<Bytes>>>| {
+        let sender = senders.lock().unwrap().pop();
+        async move {
+            let mut sender: hyper::client::conn::http1::SendRequest<_> =
+                sender.expect("a connection per attempt");
+            sender.send_request(req).await
+        }
+    });
+    let layer = RetryLayer::builder("conn", HttpPolicy::new())
+        .backoff(Backoff::constant(Duration::from_millis(1)))
+        .jitter(Jitter::None)
+        .without_budget()
+        .build()
+        .unwrap();
+    let req = Request::get(&url).body(Empty::<Bytes>::new()).unwrap();
+    let res = layer.layer(client).oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+    assert_eq!(layer.stats().retries(), 2);
+}

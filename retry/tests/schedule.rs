@@ -427,6 +427,43 @@ async fn the_deadline_holds_while_the_inner_service_gets_ready() {
     drop(server.await.unwrap());
 }
 
+/// A retry whose wait ended before the deadline but whose task is polled only after it (a
+/// busy runtime) is not sent: the failed result is returned.
+#[tokio::test(start_paused = true)]
+async fn a_retry_polled_past_the_deadline_is_not_sent() {
+    type BoxError = tower::BoxError;
+    let layer = RetryLayer::builder("t", RetryIf::new(|r: &Result<u32, BoxError>| r.is_err()))
+        .backoff(Backoff::constant(100 * MS))
+        .jitter(Jitter::None)
+        .max_elapsed(Duration::from_secs(1))
+        .without_budget()
+        .build()
+        .unwrap();
+    let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
+    handle.allow(2);
+    let mut svc = layer.layer(mock);
+    std::future::poll_fn(|cx| tower::Service::poll_ready(&mut svc, cx))
+        .await
+        .unwrap();
+    let mut call = tokio_test::task::spawn(tower::Service::call(&mut svc, 1));
+    assert!(call.poll().is_pending());
+    let (_, respond) = handle.next_request().await.unwrap();
+    respond.send_error("down");
+    assert!(call.poll().is_pending(), "waiting out the backoff");
+    // The wait ends at 100 ms; the task is next polled at 1.5 s.
+    tokio::time::advance(Duration::from_millis(1500)).await;
+    let res = match call.poll() {
+        std::task::Poll::Ready(res) => res,
+        std::task::Poll::Pending => panic!("returned at once, past the deadline"),
+    };
+    assert_eq!(res.unwrap_err().to_string(), "down");
+    assert_eq!(layer.stats().retries(), 0);
+    assert!(
+        handle.poll_request().is_pending(),
+        "no second request was sent"
+    );
+}
+
 /// A deadline too far to represent is none: waiting for readiness after a backoff is not cut
 /// short by the backoff's spent wait.
 #[tokio::test(start_paused = true)]
