@@ -87,7 +87,14 @@ fuzz_target!(|data: &[u8]| {
 
     let mut u = Unstructured::new(data);
     let Ok(c) = case(&mut u) else { return };
+    // Retries decided: each is one wait, which may end in the retry or, at the deadline, in
+    // the failed answer returned.
+    let decided = Arc::new(AtomicU32::new(0));
+    let counted = decided.clone();
     let mut builder = RetryLayer::builder("fuzz", HttpPolicy::new())
+        .on_retry(move |_| {
+            counted.fetch_add(1, Ordering::Relaxed);
+        })
         .max_attempts(c.max_attempts)
         .max_delay(c.max_delay)
         .backoff(c.backoff)
@@ -132,14 +139,17 @@ fuzz_target!(|data: &[u8]| {
         assert!(res.is_ok());
         let made = calls.load(Ordering::Relaxed);
         assert!(made >= 1 && made <= c.max_attempts, "{made} attempts");
+        let waits = decided.load(Ordering::Relaxed);
+        // Every retry sent was decided first; at most one decided is not sent.
+        assert!(waits + 1 == made || waits == made, "{waits} waits, {made} attempts");
         // Each wait is at most max_delay; with a deadline, no wait ends past it. (tokio's
         // timer has millisecond resolution: each sleep may end up to 1 ms late.)
         let waited = start.elapsed();
-        let timer_slack = Duration::from_millis(u64::from(made));
+        let timer_slack = Duration::from_millis(u64::from(waits + 1));
         // (Saturating: the settings may be absurd, the harness must not overflow on them.)
         assert!(
-            waited <= c.max_delay.saturating_mul(made - 1).saturating_add(timer_slack),
-            "waited {waited:?} for {made} attempts, max_delay {:?}",
+            waited <= c.max_delay.saturating_mul(waits).saturating_add(timer_slack),
+            "waited {waited:?} for {made} attempts and {waits} waits, max_delay {:?}",
             c.max_delay
         );
         if let Some(deadline) = c.max_elapsed {
