@@ -33,7 +33,9 @@ where
     local: Arc<Local<P>>,
     saved: P::Saved,
     attempt: u32,
-    start: Option<Instant>,
+    /// When no retry may be sent any more: the earlier of `max_elapsed` after the call and the
+    /// request's own deadline ([`Replay::deadline`]).
+    deadline: Option<Instant>,
     /// Allocated when the first retry is decided and reused by every retry after it: a
     /// request that is never retried carries only this pointer.
     retrying: Option<Box<Retrying<P::Request, Result<S::Response, S::Error>>>>,
@@ -127,7 +129,7 @@ where
         svc: S,
         local: Arc<Local<P>>,
         saved: P::Saved,
-        start: Option<Instant>,
+        deadline: Option<Instant>,
         fut: S::Future,
     ) -> Self {
         Self {
@@ -135,7 +137,7 @@ where
             local,
             saved,
             attempt: 1,
-            start,
+            deadline,
             retrying: None,
             state: State::Calling { fut },
         }
@@ -199,15 +201,13 @@ where
                     let delay = hint
                         .map_or(backoff, |h| h.max(backoff))
                         .min(config.max_delay);
-                    let now = if this.start.is_some() || local.shared.budget.is_some() {
+                    let now = if this.deadline.is_some() || local.shared.budget.is_some() {
                         Some(Instant::now())
                     } else {
                         None
                     };
-                    if let (Some(start), Some(max), Some(now)) =
-                        (*this.start, config.max_elapsed, now)
-                    {
-                        let left = max.saturating_sub(now.saturating_duration_since(start));
+                    if let (Some(deadline), Some(now)) = (*this.deadline, now) {
+                        let left = deadline.saturating_duration_since(now);
                         if delay >= left || hint.is_some_and(|h| h >= left) {
                             observer.gave_up(*this.attempt, GiveUp::Deadline);
                             return Poll::Ready(result);
@@ -263,11 +263,11 @@ where
                     // Kept only when it may be returned: when a deadline may pass, or the
                     // request may not be rebuilt after the wait. The failed result may hold a
                     // connection or a stream open until it is dropped.
-                    retrying.last = (this.start.is_some() || later).then_some(result);
+                    retrying.last = (this.deadline.is_some() || later).then_some(result);
                     retrying.taken = taken.map(|(_, epoch)| epoch);
                     if delay.is_zero() {
                         this.state.set(State::Ready);
-                        arm_deadline(retrying, *this.start, config.max_elapsed);
+                        arm_deadline(retrying, *this.deadline);
                     } else {
                         // max_delay is at most a day: the deadline cannot overflow.
                         retrying.sleep_until(Instant::now() + delay);
@@ -290,7 +290,7 @@ where
                         match local.policy.replay(this.saved, next) {
                             Some(request) => {
                                 retrying.request = Some(request);
-                                if this.start.is_none() {
+                                if this.deadline.is_none() {
                                     retrying.last = None;
                                 }
                             }
@@ -308,7 +308,7 @@ where
                         }
                     }
                     this.state.set(State::Ready);
-                    arm_deadline(retrying, *this.start, this.local.config.max_elapsed);
+                    arm_deadline(retrying, *this.deadline);
                 }
                 StateProj::Ready => {
                     let Some(retrying) = this.retrying.as_deref_mut() else {
@@ -319,10 +319,7 @@ where
                         Poll::Ready(Ok(())) => {
                             // Ready, but perhaps only past the deadline (the task was polled
                             // late after its wait): the retry is not sent then.
-                            let late = this
-                                .start
-                                .zip(this.local.config.max_elapsed)
-                                .is_some_and(|(start, max)| start.elapsed() >= max);
+                            let late = this.deadline.is_some_and(|d| Instant::now() >= d);
                             if late && let Some(last) = retrying.last.take() {
                                 retrying.request = None;
                                 retrying.refund(shared);
@@ -355,9 +352,10 @@ where
                             return Poll::Pending;
                         }
                     }
-                    let Some(request) = retrying.request.take() else {
+                    let Some(mut request) = retrying.request.take() else {
                         unreachable!("a retry is prepared before the Ready state");
                     };
+                    this.local.policy.before_send(this.saved, &mut request);
                     retrying.last = None;
                     retrying.taken = None;
                     shared.observer.sent();
@@ -370,22 +368,12 @@ where
     }
 }
 
-/// Sets the wait to the deadline (`start + max_elapsed`), if there is one: what bounds the
-/// inner service's getting ready for a retry.
-fn arm_deadline<R, O>(
-    retrying: &mut Retrying<R, O>,
-    start: Option<Instant>,
-    max_elapsed: Option<Duration>,
-) {
+/// Sets the wait to the deadline, if there is one: what bounds the inner service's getting
+/// ready for a retry.
+fn arm_deadline<R, O>(retrying: &mut Retrying<R, O>, deadline: Option<Instant>) {
     // No deadline: the wait is kept for the next backoff (no allocation per retry).
-    let Some((start, max)) = start.zip(max_elapsed) else {
-        return;
-    };
-    match start.checked_add(max) {
-        Some(at) => retrying.sleep_until(at),
-        // A deadline too far to represent is none: no wait left over from the backoff may
-        // stand for it.
-        None => retrying.sleep = None,
+    if let Some(at) = deadline {
+        retrying.sleep_until(at);
     }
 }
 

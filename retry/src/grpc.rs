@@ -21,7 +21,13 @@
 //!   `UNAVAILABLE` (a lost connection), when that code is in the set.
 //!
 //! It honours `grpc-retry-pushback-ms` (a wait in milliseconds; a negative or malformed value
-//! means "do not retry") and sets `grpc-previous-rpc-attempts` on every retry. gRPC requests
+//! means "do not retry") and sets `grpc-previous-rpc-attempts` on every retry.
+//!
+//! The caller's **deadline** is the call's, across all attempts (gRFC A6): a request carrying
+//! `grpc-timeout` (tonic's `Request::set_timeout`) is retried or hedged only while time is left
+//! before it, no wait ends past it, and each retry carries `grpc-timeout` rewritten to the time
+//! left when it is sent, so neither the channel nor the server gives a retry the whole timeout
+//! again. A malformed `grpc-timeout` sets no deadline (and is sent as it is). gRPC requests
 //! are POSTs, so the HTTP method is not consulted. Only the methods declared idempotent are
 //! [hedged](crate::hedge).
 //!
@@ -60,8 +66,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderValue, Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response};
 use http_body::Body;
+use tokio::time::Instant;
 
 use crate::body::ReplayBody;
 use crate::classify::{Failure, as_error, circuit_open, classify_failure};
@@ -175,14 +182,14 @@ impl GrpcPolicy {
         })
     }
 
-    fn saved_idempotent<B>(&self, saved: &HttpSaved<B>) -> bool {
-        saved.path().is_some_and(|p| self.is_idempotent(p))
+    fn saved_idempotent<B>(&self, saved: &GrpcSaved<B>) -> bool {
+        saved.http.path().is_some_and(|p| self.is_idempotent(p))
     }
 
     /// The verdict on an error: see the [module docs](self).
     fn classify_error<B>(
         &self,
-        saved: &HttpSaved<B>,
+        saved: &GrpcSaved<B>,
         err: &(dyn std::error::Error + 'static),
     ) -> Decision {
         let (code, reason) = match classify_failure(err) {
@@ -253,41 +260,112 @@ pub fn parse_pushback(value: Option<&HeaderValue>) -> Pushback {
     Pushback::Wait(Duration::from_millis(s.parse::<u64>().unwrap_or(u64::MAX)))
 }
 
+static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
+/// Parses a `grpc-timeout` value (the gRPC spec: at most 8 digits and a unit, `H`, `M`, `S`,
+/// `m`, `u` or `n`). `None` for anything else.
+pub fn parse_grpc_timeout(value: &HeaderValue) -> Option<Duration> {
+    let bytes = value.as_bytes();
+    let (&unit, digits) = bytes.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Writes `left` as a `grpc-timeout` value: the finest unit that fits in 8 digits, rounded
+/// down (a deadline is never moved later), as tonic writes it.
+pub fn grpc_timeout_value(left: Duration) -> HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let secs = u128::from(left.as_secs());
+    let (n, unit) = [
+        (left.as_nanos(), 'n'),
+        (left.as_micros(), 'u'),
+        (left.as_millis(), 'm'),
+        (secs, 'S'),
+        (secs / 60, 'M'),
+    ]
+    .into_iter()
+    .find(|&(n, _)| n <= MAX)
+    .unwrap_or(((secs / 3600).min(MAX), 'H'));
+    let value = format!("{n}{unit}");
+    HeaderValue::from_str(&value).unwrap_or_else(|_| unreachable!("digits and a unit"))
+}
+
+/// What the gRPC policy keeps between attempts: what the HTTP policy keeps, and the call's
+/// deadline, from the caller's `grpc-timeout`.
+#[derive(Debug)]
+pub struct GrpcSaved<B> {
+    http: HttpSaved<B>,
+    deadline: Option<Instant>,
+}
+
 impl<B: Body> Replay<Request<B>> for GrpcPolicy {
     type Request = Request<ReplayBody<B>>;
-    type Saved = HttpSaved<B>;
+    type Saved = GrpcSaved<B>;
 
     #[inline]
     fn prepare<R>(
         &self,
         req: Request<B>,
         send: impl FnOnce(Self::Request) -> R,
-    ) -> (R, HttpSaved<B>) {
-        prepare(req, self.body_limit, |_, _| true, send)
+    ) -> (R, GrpcSaved<B>) {
+        // The call starts now, before the channel starts its own timer on the first attempt.
+        let deadline = (req.headers().get(&GRPC_TIMEOUT))
+            .and_then(parse_grpc_timeout)
+            .and_then(|timeout| Instant::now().checked_add(timeout));
+        let (sent, http) = prepare(req, self.body_limit, |_, _| true, send);
+        (sent, GrpcSaved { http, deadline })
     }
 
-    fn can_replay(&self, saved: &HttpSaved<B>) -> bool {
-        saved.replayable()
+    fn can_replay(&self, saved: &GrpcSaved<B>) -> bool {
+        saved.http.replayable()
     }
 
     /// A client stream the server answered before the client finished it: the messages sent
     /// so far and the rest of the stream are sent again once the transport lets it go.
-    fn may_replay_later(&self, saved: &HttpSaved<B>) -> bool {
-        saved.held()
+    fn may_replay_later(&self, saved: &GrpcSaved<B>) -> bool {
+        saved.http.held()
     }
 
     /// Only the methods declared [idempotent](GrpcPolicy::idempotent_methods).
-    fn can_hedge(&self, saved: &HttpSaved<B>) -> bool {
-        saved.replayable() && self.saved_idempotent(saved)
+    fn can_hedge(&self, saved: &GrpcSaved<B>) -> bool {
+        saved.http.replayable() && self.saved_idempotent(saved)
     }
 
-    fn replay(&self, saved: &mut HttpSaved<B>, attempt: Attempt) -> Option<Self::Request> {
-        let mut req = replay(saved, attempt)?;
+    fn replay(&self, saved: &mut GrpcSaved<B>, attempt: Attempt) -> Option<Self::Request> {
+        let mut req = replay(&saved.http, attempt)?;
         req.headers_mut().insert(
             "grpc-previous-rpc-attempts",
             HeaderValue::from(attempt.resend_count()),
         );
         Some(req)
+    }
+
+    /// The caller's `grpc-timeout` after the call started.
+    fn deadline(&self, saved: &GrpcSaved<B>) -> Option<Instant> {
+        saved.deadline
+    }
+
+    /// `grpc-timeout` becomes the time left before the call's deadline.
+    fn before_send(&self, saved: &GrpcSaved<B>, request: &mut Self::Request) {
+        if let Some(deadline) = saved.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            request
+                .headers_mut()
+                .insert(GRPC_TIMEOUT.clone(), grpc_timeout_value(left));
+        }
     }
 }
 
@@ -296,7 +374,7 @@ where
     B: Body,
     E: 'static,
 {
-    fn classify(&self, saved: &HttpSaved<B>, result: &Result<Response<RB>, E>) -> Decision {
+    fn classify(&self, saved: &GrpcSaved<B>, result: &Result<Response<RB>, E>) -> Decision {
         let res = match result {
             Err(e) => {
                 return as_error(e).map_or(Decision::Return, |e| self.classify_error(saved, e));
@@ -376,6 +454,64 @@ mod tests {
         fn pushback_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
             if let Ok(v) = HeaderValue::from_bytes(&bytes) {
                 let _ = parse_pushback(Some(&v));
+            }
+        }
+    }
+
+    #[test]
+    fn grpc_timeouts() {
+        let v = |s: &'static str| HeaderValue::from_static(s);
+        let d = |s| parse_grpc_timeout(&v(s));
+        assert_eq!(d("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(d("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(d("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(d("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(d("99999999u"), Some(Duration::from_micros(99_999_999)));
+        assert_eq!(d("0n"), Some(Duration::ZERO));
+        for bad in [
+            "",
+            "m",
+            "5",
+            "5s",
+            "5 m",
+            " 5m",
+            "-5m",
+            "123456789m",
+            "1.5S",
+            "5mm",
+        ] {
+            assert_eq!(d(bad), None, "{bad:?}");
+        }
+        let cases = [
+            (Duration::from_nanos(1), "1n"),
+            (Duration::from_millis(50), "50000000n"),
+            (Duration::from_millis(500), "500000u"),
+            (Duration::from_secs(30), "30000000u"),
+            (Duration::from_secs(3600), "3600000m"),
+            (Duration::from_secs(200_000), "200000S"),
+            (Duration::from_secs(100_000_000), "1666666M"),
+            (Duration::MAX, "99999999H"),
+        ];
+        for (left, want) in cases {
+            assert_eq!(grpc_timeout_value(left), want, "{left:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Read back, never later than the time left, and earlier by less than one unit of
+        /// the finest unit that fits (at most a 100 000th of the time left).
+        #[test]
+        fn grpc_timeout_round_trip(nanos in 0u64..=(1000 * 3600 * 1_000_000_000)) {
+            let left = Duration::from_nanos(nanos);
+            let back = parse_grpc_timeout(&grpc_timeout_value(left)).unwrap();
+            proptest::prop_assert!(back <= left);
+            proptest::prop_assert!(left - back <= left / 100_000);
+        }
+
+        #[test]
+        fn grpc_timeout_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..16)) {
+            if let Ok(v) = HeaderValue::from_bytes(&bytes) {
+                let _ = parse_grpc_timeout(&v);
             }
         }
     }

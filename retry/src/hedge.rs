@@ -254,6 +254,10 @@ where
             *this.timer = None;
             let taken = match this.budget.as_ref() {
                 _ if !this.policy.can_hedge(this.saved) => None,
+                // The call's own deadline has passed: a hedge could only be refused.
+                _ if (this.policy.deadline(this.saved)).is_some_and(|d| Instant::now() >= d) => {
+                    None
+                }
                 None => Some(None),
                 Some(b) => b.take(Instant::now()).map(|epoch| Some((b, epoch))),
             };
@@ -276,8 +280,9 @@ where
                     }
                 }
                 Poll::Ready(Ok(())) => {
-                    if let Some(req) = this.pending.take() {
+                    if let Some(mut req) = this.pending.take() {
                         *this.taken = None;
+                        this.policy.before_send(this.saved, &mut req);
                         let fut = this.hedger.call(req);
                         this.second.set(Some(fut));
                     }

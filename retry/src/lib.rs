@@ -7,7 +7,9 @@
 //!
 //! - **backoff** constant, linear or exponential, capped by `max_delay`, with AWS-style
 //!   [jitter](Jitter) (none, full, equal, decorrelated) from a seedable generator;
-//! - a **deadline** across all attempts and waits ([`max_elapsed`](Builder::max_elapsed));
+//! - a **deadline** across all attempts and waits ([`max_elapsed`](Builder::max_elapsed)), and
+//!   gRPC's own: a call's `grpc-timeout` bounds all its attempts, each retry carrying the
+//!   time left (gRFC A6);
 //! - a **retry budget**, on by default (20 % of requests + 10/s over 10 s, shared by all
 //!   clones, lock-free; see [`budget`]): no retry storm when a dependency goes down;
 //! - **what is retried** is a [`Policy`]: [`RetryIf`] (any `Clone` request, a predicate on the

@@ -12,6 +12,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::Attempt;
 
 /// The verdict on one attempt's result.
@@ -100,6 +102,25 @@ pub trait Replay<Req> {
     /// Rebuilds the request for attempt `attempt`, or `None` when it cannot be sent again
     /// byte-identical (a body over the limit, or still held by the attempt that read it).
     fn replay(&self, saved: &mut Self::Saved, attempt: Attempt) -> Option<Self::Request>;
+
+    /// The request's own deadline, if it carries one: no retry or hedge is sent after it, and
+    /// no wait ends past it, as with [`max_elapsed`](crate::Builder::max_elapsed) (the earlier
+    /// of the two applies). The gRPC policy reads the caller's `grpc-timeout` (gRFC A6: the
+    /// deadline is the call's, across all attempts). The default is none.
+    #[inline]
+    fn deadline(&self, saved: &Self::Saved) -> Option<Instant> {
+        let _ = saved;
+        None
+    }
+
+    /// Brings a rebuilt request up to date right before it is sent (a retry once the inner
+    /// service is ready, or a hedge): the gRPC policy rewrites `grpc-timeout` to the time left
+    /// before the call's [deadline](Self::deadline), so the server does not work past it.
+    /// The default leaves the request as it is.
+    #[inline]
+    fn before_send(&self, saved: &Self::Saved, request: &mut Self::Request) {
+        let _ = (saved, request);
+    }
 }
 
 /// Which results are retried; see the [module docs](crate::policy).

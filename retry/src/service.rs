@@ -136,8 +136,13 @@ where
         if let Some(budget) = &local.shared.budget {
             budget.deposit();
         }
-        let start = local.config.max_elapsed.map(|_| Instant::now());
+        // A deadline too far to represent is none.
+        let elapsed = (local.config.max_elapsed).and_then(|max| Instant::now().checked_add(max));
         let (fut, saved) = local.policy.prepare(req, |request| svc.call(request));
-        ResponseFuture::new(svc, owned, saved, start, fut)
+        let deadline = match (elapsed, local.policy.deadline(&saved)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        ResponseFuture::new(svc, owned, saved, deadline, fut)
     }
 }
