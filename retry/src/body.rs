@@ -11,9 +11,11 @@
 //! empty from the start costs nothing: no buffer, no lock.
 //!
 //! "Read to the end" means the body yielded its end, its trailers, or a data frame after
-//! which it says it has ended (`is_end_stream`, as a `Full` body does) or has no bytes left
-//! (an exact `size_hint` of zero): hyper stops polling it there. hyper and tonic finish
-//! sending a small body before a response comes back. A server that answers before reading the
+//! which it says it has ended (`is_end_stream`, as a `Full` body does): hyper stops polling it
+//! there. A body of known length that does not say it has ended once its bytes are written
+//! may still have trailers: hyper's HTTP/1 client drops it there (it is then handed back, see
+//! below, and replayed as what was read followed by its end), its HTTP/2 client polls on for
+//! the trailers. hyper and tonic finish sending a small body before a response comes back. A server that answers before reading the
 //! request (load shedding, a gRPC trailers-only `UNAVAILABLE` to a client stream) leaves the
 //! body unfinished and still held by the transport when the answer arrives: the retry then
 //! waits out its backoff, and if the transport has let the body go by then (it does once the
@@ -315,10 +317,13 @@ where
                                     c.len += bytes.len();
                                     c.chunks.push(bytes.clone());
                                     // hyper stops polling once the body says it has ended (a
-                                    // `Full` body after its data) or, over HTTP/1 with a known
-                                    // length, once that many bytes are written: what was kept
-                                    // is then the whole body.
-                                    if body.is_end_stream() || body.size_hint().exact() == Some(0) {
+                                    // `Full` body after its data): what was kept is then the
+                                    // whole body. A body with no bytes left that does not say
+                                    // so may still have trailers (HTTP/2 polls for them; HTTP/1
+                                    // drops a body of known length once it is written): it is
+                                    // whole only once read to its end, or let go, and then
+                                    // replayed as what was read followed by what is left.
+                                    if body.is_end_stream() {
                                         c.state = CaptureState::Complete;
                                     }
                                 }
@@ -510,6 +515,49 @@ mod tests {
         drop(body);
         let again = saved.replay().expect("every byte was sent");
         assert_eq!(again.collect().await.unwrap().to_bytes(), "hello");
+    }
+
+    /// A body of known length followed by trailers, answered (HTTP/2) after its last data
+    /// frame and before its trailers: the trailers are not lost.
+    #[tokio::test]
+    async fn a_body_let_go_between_its_data_and_its_trailers_keeps_them() {
+        struct KnownLengthTrailers(Vec<Bytes>, Option<HeaderMap>);
+        impl Body for KnownLengthTrailers {
+            type Data = Bytes;
+            type Error = std::io::Error;
+            fn poll_frame(
+                mut self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+            ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+                if !self.0.is_empty() {
+                    return Poll::Ready(Some(Ok(Frame::data(self.0.remove(0)))));
+                }
+                Poll::Ready(self.1.take().map(|t| Ok(Frame::trailers(t))))
+            }
+            fn is_end_stream(&self) -> bool {
+                self.0.is_empty() && self.1.is_none()
+            }
+            fn size_hint(&self) -> SizeHint {
+                SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
+            }
+        }
+        let mut t = HeaderMap::new();
+        t.insert("grpc-checksum", "3".parse().unwrap());
+        let chunks = vec![Bytes::from_static(b"he"), Bytes::from_static(b"llo")];
+        let (mut body, saved) = ReplayBody::wrap(KnownLengthTrailers(chunks, Some(t.clone())), 64);
+        assert_eq!(next_data(&mut body).await, "he");
+        assert_eq!(next_data(&mut body).await, "llo");
+        assert_eq!(body.size_hint().exact(), Some(0));
+        assert!(saved.held(), "the trailers are still to come");
+        drop(body); // the stream was reset after the server answered
+        let again = saved.replay().expect("what was read, then the rest");
+        assert_eq!(again.size_hint().exact(), Some(5));
+        let c = again.collect().await.unwrap();
+        assert_eq!(c.trailers(), Some(&t), "the trailers are sent again");
+        assert_eq!(c.to_bytes(), "hello");
+        let c = saved.replay().unwrap().collect().await.unwrap();
+        assert_eq!(c.trailers(), Some(&t), "and again, from the capture");
+        assert_eq!(c.to_bytes(), "hello");
     }
 
     #[tokio::test]
