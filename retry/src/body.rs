@@ -480,8 +480,9 @@ mod tests {
         assert_eq!(c.trailers(), Some(&t));
     }
 
-    /// A body of known length that never says it has ended: its size hint counts down.
-    struct KnownLength(Vec<Bytes>);
+    /// A body of known length that never says it has ended: its size hint counts down, and
+    /// its trailers, if any, follow its data.
+    struct KnownLength(Vec<Bytes>, Option<HeaderMap>);
 
     impl Body for KnownLength {
         type Data = Bytes;
@@ -491,8 +492,10 @@ mod tests {
             mut self: Pin<&mut Self>,
             _: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-            let next = (!self.0.is_empty()).then(|| self.0.remove(0));
-            Poll::Ready(next.map(|b| Ok(Frame::data(b))))
+            if !self.0.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(self.0.remove(0)))));
+            }
+            Poll::Ready(self.1.take().map(|t| Ok(Frame::trailers(t))))
         }
 
         fn size_hint(&self) -> SizeHint {
@@ -505,7 +508,7 @@ mod tests {
         // hyper's HTTP/1 writer: the body's length in the head, and no poll after that many
         // bytes.
         let chunks = vec![Bytes::from_static(b"he"), Bytes::from_static(b"llo")];
-        let (mut body, saved) = ReplayBody::wrap(KnownLength(chunks), 64);
+        let (mut body, saved) = ReplayBody::wrap(KnownLength(chunks, None), 64);
         let mut left = body.size_hint().exact().unwrap();
         while left > 0 {
             let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -521,30 +524,10 @@ mod tests {
     /// frame and before its trailers: the trailers are not lost.
     #[tokio::test]
     async fn a_body_let_go_between_its_data_and_its_trailers_keeps_them() {
-        struct KnownLengthTrailers(Vec<Bytes>, Option<HeaderMap>);
-        impl Body for KnownLengthTrailers {
-            type Data = Bytes;
-            type Error = std::io::Error;
-            fn poll_frame(
-                mut self: Pin<&mut Self>,
-                _: &mut Context<'_>,
-            ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-                if !self.0.is_empty() {
-                    return Poll::Ready(Some(Ok(Frame::data(self.0.remove(0)))));
-                }
-                Poll::Ready(self.1.take().map(|t| Ok(Frame::trailers(t))))
-            }
-            fn is_end_stream(&self) -> bool {
-                self.0.is_empty() && self.1.is_none()
-            }
-            fn size_hint(&self) -> SizeHint {
-                SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
-            }
-        }
         let mut t = HeaderMap::new();
         t.insert("grpc-checksum", "3".parse().unwrap());
         let chunks = vec![Bytes::from_static(b"he"), Bytes::from_static(b"llo")];
-        let (mut body, saved) = ReplayBody::wrap(KnownLengthTrailers(chunks, Some(t.clone())), 64);
+        let (mut body, saved) = ReplayBody::wrap(KnownLength(chunks, Some(t.clone())), 64);
         assert_eq!(next_data(&mut body).await, "he");
         assert_eq!(next_data(&mut body).await, "llo");
         assert_eq!(body.size_hint().exact(), Some(0));
@@ -628,7 +611,7 @@ mod tests {
             Bytes::from_static(b"ll"),
             Bytes::from_static(b"o"),
         ];
-        let (mut body, saved) = ReplayBody::wrap(KnownLength(chunks), 64);
+        let (mut body, saved) = ReplayBody::wrap(KnownLength(chunks, None), 64);
         assert_eq!(next_data(&mut body).await, "he");
         drop(body);
         let again = saved.replay().unwrap();

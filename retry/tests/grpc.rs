@@ -1,12 +1,13 @@
 //! A real tonic server on 127.0.0.1 answering UNAVAILABLE, called through a tonic-generated
 //! client (`HealthClient`) over `Retry -> tonic_body -> Channel`: retried with
-//! `grpc-previous-rpc-attempts` on each retry; pushback honoured.
+//! `grpc-previous-rpc-attempts` on each retry; pushback honoured; the caller's `grpc-timeout`
+//! bounds the whole call, each retry carrying the time left.
 #![cfg(feature = "grpc")]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use palisade_retry::grpc::{GrpcPolicy, tonic_body};
+use palisade_retry::grpc::{GrpcPolicy, parse_grpc_timeout, tonic_body};
 use palisade_retry::{Backoff, Jitter, RetryLayer};
 use tonic::{Request, Response, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -20,6 +21,8 @@ struct Flaky {
     unavailable: usize,
     pushback: Option<&'static str>,
     seen: Arc<Mutex<Vec<(Option<String>, String)>>>,
+    /// Each call's `grpc-timeout`.
+    timeouts: Arc<Mutex<Vec<Option<Duration>>>>,
 }
 
 #[tonic::async_trait]
@@ -32,6 +35,11 @@ impl Health for Flaky {
             .metadata()
             .get("grpc-previous-rpc-attempts")
             .map(|v| v.to_str().unwrap().to_owned());
+        let timeout = req.metadata().get("grpc-timeout").map(|v| {
+            let v = http::HeaderValue::from_bytes(v.as_bytes()).unwrap();
+            parse_grpc_timeout(&v).expect("a well-formed grpc-timeout")
+        });
+        self.timeouts.lock().unwrap().push(timeout);
         let n = {
             let mut s = self.seen.lock().unwrap();
             s.push((previous, req.into_inner().service));
@@ -163,6 +171,60 @@ async fn pushback_is_honoured_and_negative_pushback_stops_retries() {
             .await;
         assert_eq!(seen.lock().unwrap().len(), calls, "pushback {pushback:?}");
         assert_eq!(delays.lock().unwrap().first().copied(), delay);
+    }
+}
+
+#[tokio::test]
+async fn the_callers_timeout_bounds_the_call_and_each_retry_carries_the_time_left() {
+    let server = Flaky {
+        unavailable: usize::MAX,
+        ..Flaky::default()
+    };
+    let seen = server.timeouts.clone();
+    let channel = start(server).await;
+    let backoff = Duration::from_millis(150);
+    let layer = RetryLayer::builder("inventory", GrpcPolicy::new())
+        .backoff(Backoff::constant(backoff))
+        .jitter(Jitter::None)
+        .max_attempts(10)
+        .without_budget()
+        .build()
+        .unwrap();
+    let stack = ServiceBuilder::new()
+        .layer(layer)
+        .layer(tonic_body())
+        .service(channel);
+    let mut request = Request::new(HealthCheckRequest::default());
+    let timeout = Duration::from_millis(700);
+    request.set_timeout(timeout);
+    let t0 = std::time::Instant::now();
+    let err = HealthClient::new(stack).check(request).await.unwrap_err();
+    let elapsed = t0.elapsed();
+    // The last answer; or, on a machine so loaded that the last retry went out with almost
+    // no time left, the channel's own timeout on it (the time left it carried).
+    assert!(
+        matches!(
+            err.code(),
+            tonic::Code::Unavailable | tonic::Code::Cancelled
+        ),
+        "{err:?}"
+    );
+    // Without the deadline: 10 attempts, at least 1.35 s.
+    assert!(
+        elapsed < timeout + Duration::from_millis(100),
+        "the call ended with its timeout: {elapsed:?}"
+    );
+    let seen = seen.lock().unwrap();
+    // 700 ms with 150 ms waits: at most 5 attempts (sent at >= 0, 150, 300, 450, 600 ms);
+    // at least 2 however slow the machine (the first answer takes far less than 550 ms).
+    assert!((2..=5).contains(&seen.len()), "{seen:?}");
+    assert!(seen[0].is_some_and(|t| t <= timeout), "{seen:?}");
+    for pair in seen.windows(2) {
+        let (a, b) = (pair[0].unwrap(), pair[1].unwrap());
+        assert!(
+            b + backoff <= a,
+            "each retry carries less time, by the wait at least: {seen:?}"
+        );
     }
 }
 
