@@ -154,7 +154,10 @@ impl InventoryClient {
     ///   CLIENT span (with `http.request.resend_count`, as OpenTelemetry asks): a failing
     ///   attempt counts against the breaker, and once it opens the next attempt is
     ///   rejected at once and is not retried (see [`crate::retry`]). The whole call,
-    ///   attempts and backoff included, is bounded by the configured deadline.
+    ///   attempts and backoff included, is bounded by the configured deadline, which each
+    ///   call carries as `grpc-timeout`: the inventory server stops work on a call the order
+    ///   service no longer waits for, and the retry layer sends each retry the time left
+    ///   (gRFC A6), not the whole deadline again.
     /// - **`tonic_body`** boxes the retry layer's replay body back into the channel's body.
     /// - The breaker sits **outside the trace layer**: a rejected attempt sends nothing
     ///   and makes no CLIENT span.
@@ -264,6 +267,13 @@ impl InventoryClient {
         &self.stats
     }
 
+    /// `message` as a call carrying the deadline (`grpc-timeout`; see [`Self::new`]).
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.deadline);
+        request
+    }
+
     /// Runs one call through the stack, within the deadline.
     async fn call<T>(
         &self,
@@ -285,7 +295,7 @@ impl InventoryClient {
         order_id: &str,
         lines: &[Line],
     ) -> Result<String, CallError> {
-        let request = ReserveRequest {
+        let request = self.request(ReserveRequest {
             order_id: order_id.to_owned(),
             items: lines
                 .iter()
@@ -294,7 +304,7 @@ impl InventoryClient {
                     quantity: l.quantity,
                 })
                 .collect(),
-        };
+        });
         let response = match self.client.clone() {
             Calls::Stack(mut c) => self.call(c.reserve(request)).await?,
             Calls::Bare(mut c) => self.call(c.reserve(request)).await?,
@@ -309,9 +319,9 @@ impl InventoryClient {
 
     /// Releases the reservation of `order_id` (idempotent).
     pub(crate) async fn release(&self, order_id: &str) -> Result<bool, CallError> {
-        let request = ReleaseRequest {
+        let request = self.request(ReleaseRequest {
             order_id: order_id.to_owned(),
-        };
+        });
         let response = match self.client.clone() {
             Calls::Stack(mut c) => self.call(c.release(request)).await?,
             Calls::Bare(mut c) => self.call(c.release(request)).await?,
