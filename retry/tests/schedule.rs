@@ -392,19 +392,27 @@ proptest! {
     }
 }
 
+/// Retries every error, 100 ms apart, within a 1 s deadline, without a budget.
+fn errors_for_a_second()
+-> RetryLayer<RetryIf<impl Fn(&Result<u32, tower::BoxError>) -> bool + Clone>> {
+    RetryLayer::builder(
+        "t",
+        RetryIf::new(|r: &Result<u32, tower::BoxError>| r.is_err()),
+    )
+    .backoff(Backoff::constant(100 * MS))
+    .jitter(Jitter::None)
+    .max_elapsed(Duration::from_secs(1))
+    .without_budget()
+    .build()
+    .unwrap()
+}
+
 /// The deadline holds while the inner service gets ready for a retry: a service that stays
 /// not ready (a concurrency limit, a full buffer) does not hold the caller past it; the
 /// failed result that decided the retry is returned.
 #[tokio::test(start_paused = true)]
 async fn the_deadline_holds_while_the_inner_service_gets_ready() {
-    type BoxError = tower::BoxError;
-    let layer = RetryLayer::builder("t", RetryIf::new(|r: &Result<u32, BoxError>| r.is_err()))
-        .backoff(Backoff::constant(100 * MS))
-        .jitter(Jitter::None)
-        .max_elapsed(Duration::from_secs(1))
-        .without_budget()
-        .build()
-        .unwrap();
+    let layer = errors_for_a_second();
     let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
     // One call, then never ready again.
     handle.allow(1);
@@ -431,14 +439,7 @@ async fn the_deadline_holds_while_the_inner_service_gets_ready() {
 /// busy runtime) is not sent: the failed result is returned.
 #[tokio::test(start_paused = true)]
 async fn a_retry_polled_past_the_deadline_is_not_sent() {
-    type BoxError = tower::BoxError;
-    let layer = RetryLayer::builder("t", RetryIf::new(|r: &Result<u32, BoxError>| r.is_err()))
-        .backoff(Backoff::constant(100 * MS))
-        .jitter(Jitter::None)
-        .max_elapsed(Duration::from_secs(1))
-        .without_budget()
-        .build()
-        .unwrap();
+    let layer = errors_for_a_second();
     let (mock, mut handle) = tower_test::mock::pair::<u32, u32>();
     handle.allow(2);
     let mut svc = layer.layer(mock);
