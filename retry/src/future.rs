@@ -23,7 +23,7 @@ use crate::service::Local;
 /// call again), never boxed. Dropping it drops the attempt in flight and any pending wait at
 /// once: nothing keeps running in the background, and a retry taken from the budget but not
 /// yet sent is given back.
-#[pin_project(PinnedDrop)]
+#[pin_project(PinnedDrop, project = Proj)]
 pub struct ResponseFuture<S, P, Req>
 where
     P: Replay<Req>,
@@ -159,121 +159,170 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            match this.state.as_mut().project() {
-                StateProj::Calling { fut } => {
-                    let result = ready!(fut.poll(cx));
-                    let local = &**this.local;
-                    let observer = &local.shared.observer;
-                    let decision = local.policy.classify(this.saved, &result);
-                    let (reason, hint, strict) = match decision {
-                        Decision::Return => {
-                            observer.returned(*this.attempt);
-                            return Poll::Ready(result);
-                        }
-                        Decision::Retry { reason, hint } => (reason, hint, false),
-                        Decision::RetryAfter { reason, after } => (reason, Some(after), true),
-                    };
-                    let config = &local.config;
-                    if *this.attempt >= config.max_attempts {
-                        observer.gave_up(*this.attempt, GiveUp::Attempts);
-                        return Poll::Ready(result);
-                    }
-                    // The wait: the larger of the backoff and the hint, capped by max_delay.
-                    let retry = *this.attempt - 1;
-                    // The box is made only once a retry is decided: a failure that is given
-                    // up (budget, deadline, attempts) allocates nothing.
-                    let mut fresh = None;
-                    let (prev_delay, rng) = match this.retrying.as_deref_mut() {
-                        Some(r) => (r.prev_delay, &mut r.rng),
-                        None => (None, fresh.insert(seeded_rng(&local.shared))),
-                    };
-                    let backoff = config.jitter.apply(
-                        &config.backoff,
-                        retry,
-                        prev_delay,
-                        config.max_delay,
-                        rng,
-                    );
-                    if strict && hint.is_some_and(|h| h > config.max_delay) {
-                        observer.gave_up(*this.attempt, GiveUp::HintTooLong);
-                        return Poll::Ready(result);
-                    }
-                    let delay = hint
-                        .map_or(backoff, |h| h.max(backoff))
-                        .min(config.max_delay);
-                    let now = if this.deadline.is_some() || local.shared.budget.is_some() {
-                        Some(Instant::now())
-                    } else {
-                        None
-                    };
-                    if let (Some(deadline), Some(now)) = (*this.deadline, now) {
-                        let left = deadline.saturating_duration_since(now);
-                        if delay >= left || hint.is_some_and(|h| h >= left) {
-                            observer.gave_up(*this.attempt, GiveUp::Deadline);
-                            return Poll::Ready(result);
-                        }
-                    }
-                    let next = Attempt::new(*this.attempt + 1);
-                    // A body the failed attempt still holds may be let go during the wait: the
-                    // request is then rebuilt after it.
-                    let now_replayable = local.policy.can_replay(this.saved);
-                    let later = !now_replayable
-                        && !delay.is_zero()
-                        && local.policy.may_replay_later(this.saved);
-                    if !now_replayable && !later {
-                        observer.gave_up(*this.attempt, GiveUp::NotReplayable);
-                        return Poll::Ready(result);
-                    }
-                    // The budget before the replay is built: a retry it refuses (an outage)
-                    // rebuilds nothing.
-                    let taken = match (&local.shared.budget, now) {
-                        (Some(budget), Some(now)) => match budget.take(now) {
-                            Some(epoch) => Some((budget, epoch)),
-                            None => {
-                                observer.gave_up(*this.attempt, GiveUp::Budget);
-                                return Poll::Ready(result);
-                            }
-                        },
-                        _ => None,
-                    };
-                    let request = if later {
-                        None
-                    } else if let Some(request) = local.policy.replay(this.saved, next) {
-                        Some(request)
-                    } else {
-                        if let Some((budget, epoch)) = taken {
-                            budget.refund(epoch);
-                        }
-                        observer.gave_up(*this.attempt, GiveUp::NotReplayable);
-                        return Poll::Ready(result);
-                    };
-                    observer.retry(next, reason, delay);
-                    let retrying = this.retrying.get_or_insert_with(|| {
-                        Box::new(Retrying {
-                            request: None,
-                            last: None,
-                            taken: None,
-                            sleep: None,
-                            rng: fresh.unwrap_or_else(|| seeded_rng(&local.shared)),
-                            prev_delay: None,
-                        })
-                    });
-                    retrying.prev_delay = Some(delay);
-                    retrying.request = request;
-                    // Kept only when it may be returned: when a deadline may pass, or the
-                    // request may not be rebuilt after the wait. The failed result may hold a
-                    // connection or a stream open until it is dropped.
-                    retrying.last = (this.deadline.is_some() || later).then_some(result);
-                    retrying.taken = taken.map(|(_, epoch)| epoch);
-                    if delay.is_zero() {
-                        this.state.set(State::Ready);
-                        arm_deadline(retrying, *this.deadline);
-                    } else {
-                        // max_delay is at most a day: the deadline cannot overflow.
-                        retrying.sleep_until(Instant::now() + delay);
-                        this.state.set(State::Waiting);
-                    }
+            // The success path is this block alone; a failure is handled out of line, so this
+            // function stays small and its stack frame light.
+            if let StateProj::Calling { fut } = this.state.as_mut().project() {
+                let result = ready!(fut.poll(cx));
+                let local = &**this.local;
+                let decision = local.policy.classify(this.saved, &result);
+                if decision == Decision::Return {
+                    local.shared.observer.returned(*this.attempt);
+                    return Poll::Ready(result);
                 }
+                if let Some(result) = Self::decide(&mut this, result, decision) {
+                    return Poll::Ready(result);
+                }
+            }
+            match Self::poll_retry(&mut this, cx) {
+                Poll::Ready(None) => {}
+                Poll::Ready(Some(result)) => return Poll::Ready(result),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<S, P, Req> ResponseFuture<S, P, Req>
+where
+    P: Replay<Req>,
+    S: Service<<P as Replay<Req>>::Request>,
+    P: Policy<
+            Req,
+            <S as Service<<P as Replay<Req>>::Request>>::Response,
+            <S as Service<<P as Replay<Req>>::Request>>::Error,
+        >,
+{
+    /// Decides what follows a failed attempt (`decision` is not `Return`): `Some(result)` to
+    /// return it, or `None` with the retry prepared (the state is then `Waiting` or `Ready`).
+    /// Out of line, as is [`poll_retry`](Self::poll_retry): the success path stays small.
+    #[cold]
+    #[inline(never)]
+    fn decide(
+        this: &mut Proj<'_, S, P, Req>,
+        result: Output<S, P, Req>,
+        decision: Decision,
+    ) -> Option<Output<S, P, Req>> {
+        let local = &**this.local;
+        let observer = &local.shared.observer;
+        let (reason, hint, strict) = match decision {
+            Decision::Return => {
+                observer.returned(*this.attempt);
+                return Some(result);
+            }
+            Decision::Retry { reason, hint } => (reason, hint, false),
+            Decision::RetryAfter { reason, after } => (reason, Some(after), true),
+        };
+        let config = &local.config;
+        if *this.attempt >= config.max_attempts {
+            observer.gave_up(*this.attempt, GiveUp::Attempts);
+            return Some(result);
+        }
+        // The wait: the larger of the backoff and the hint, capped by max_delay.
+        let retry = *this.attempt - 1;
+        // The box is made only once a retry is decided: a failure that is given
+        // up (budget, deadline, attempts) allocates nothing.
+        let mut fresh = None;
+        let (prev_delay, rng) = match this.retrying.as_deref_mut() {
+            Some(r) => (r.prev_delay, &mut r.rng),
+            None => (None, fresh.insert(seeded_rng(&local.shared))),
+        };
+        let backoff =
+            config
+                .jitter
+                .apply(&config.backoff, retry, prev_delay, config.max_delay, rng);
+        if strict && hint.is_some_and(|h| h > config.max_delay) {
+            observer.gave_up(*this.attempt, GiveUp::HintTooLong);
+            return Some(result);
+        }
+        let delay = hint
+            .map_or(backoff, |h| h.max(backoff))
+            .min(config.max_delay);
+        let now = if this.deadline.is_some() || local.shared.budget.is_some() {
+            Some(Instant::now())
+        } else {
+            None
+        };
+        if let (Some(deadline), Some(now)) = (*this.deadline, now) {
+            let left = deadline.saturating_duration_since(now);
+            if delay >= left || hint.is_some_and(|h| h >= left) {
+                observer.gave_up(*this.attempt, GiveUp::Deadline);
+                return Some(result);
+            }
+        }
+        let next = Attempt::new(*this.attempt + 1);
+        // A body the failed attempt still holds may be let go during the wait: the
+        // request is then rebuilt after it.
+        let now_replayable = local.policy.can_replay(this.saved);
+        let later =
+            !now_replayable && !delay.is_zero() && local.policy.may_replay_later(this.saved);
+        if !now_replayable && !later {
+            observer.gave_up(*this.attempt, GiveUp::NotReplayable);
+            return Some(result);
+        }
+        // The budget before the replay is built: a retry it refuses (an outage)
+        // rebuilds nothing.
+        let taken = match (&local.shared.budget, now) {
+            (Some(budget), Some(now)) => match budget.take(now) {
+                Some(epoch) => Some((budget, epoch)),
+                None => {
+                    observer.gave_up(*this.attempt, GiveUp::Budget);
+                    return Some(result);
+                }
+            },
+            _ => None,
+        };
+        let request = if later {
+            None
+        } else if let Some(request) = local.policy.replay(this.saved, next) {
+            Some(request)
+        } else {
+            if let Some((budget, epoch)) = taken {
+                budget.refund(epoch);
+            }
+            observer.gave_up(*this.attempt, GiveUp::NotReplayable);
+            return Some(result);
+        };
+        observer.retry(next, reason, delay);
+        let retrying = this.retrying.get_or_insert_with(|| {
+            Box::new(Retrying {
+                request: None,
+                last: None,
+                taken: None,
+                sleep: None,
+                rng: fresh.unwrap_or_else(|| seeded_rng(&local.shared)),
+                prev_delay: None,
+            })
+        });
+        retrying.prev_delay = Some(delay);
+        retrying.request = request;
+        // Kept only when it may be returned: when a deadline may pass, or the
+        // request may not be rebuilt after the wait. The failed result may hold a
+        // connection or a stream open until it is dropped.
+        retrying.last = (this.deadline.is_some() || later).then_some(result);
+        retrying.taken = taken.map(|(_, epoch)| epoch);
+        if delay.is_zero() {
+            this.state.set(State::Ready);
+            arm_deadline(retrying, *this.deadline);
+        } else {
+            // max_delay is at most a day: the deadline cannot overflow.
+            retrying.sleep_until(Instant::now() + delay);
+            this.state.set(State::Waiting);
+        }
+        None
+    }
+
+    /// Drives a retry through its wait and the inner service's getting ready, and sends it:
+    /// `Ready(None)` once it is sent (the state is `Calling` again), `Ready(Some(result))` to
+    /// return `result` instead.
+    #[cold]
+    #[inline(never)]
+    fn poll_retry(
+        this: &mut Proj<'_, S, P, Req>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Output<S, P, Req>>> {
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { .. } => return Poll::Ready(None),
                 StateProj::Waiting => {
                     let sleep = this.retrying.as_mut().and_then(|r| r.sleep.as_mut());
                     let Some(sleep) = sleep else {
@@ -303,7 +352,7 @@ where
                                 let Some(last) = retrying.last.take() else {
                                     unreachable!("the failed result is kept for a later replay");
                                 };
-                                return Poll::Ready(last);
+                                return Poll::Ready(Some(last));
                             }
                         }
                     }
@@ -324,7 +373,7 @@ where
                                 retrying.request = None;
                                 retrying.refund(shared);
                                 shared.observer.gave_up(*this.attempt, GiveUp::Deadline);
-                                return Poll::Ready(last);
+                                return Poll::Ready(Some(last));
                             }
                         }
                         Poll::Ready(Err(e)) => {
@@ -333,7 +382,7 @@ where
                             retrying.last = None;
                             retrying.refund(shared);
                             shared.observer.returned(*this.attempt);
-                            return Poll::Ready(Err(e));
+                            return Poll::Ready(Some(Err(e)));
                         }
                         Poll::Pending => {
                             // The deadline holds while the inner service gets ready too
@@ -347,7 +396,7 @@ where
                                 retrying.request = None;
                                 retrying.refund(shared);
                                 shared.observer.gave_up(*this.attempt, GiveUp::Deadline);
-                                return Poll::Ready(last);
+                                return Poll::Ready(Some(last));
                             }
                             return Poll::Pending;
                         }
@@ -362,11 +411,17 @@ where
                     *this.attempt += 1;
                     let fut = this.svc.call(request);
                     this.state.set(State::Calling { fut });
+                    return Poll::Ready(None);
                 }
             }
         }
     }
 }
+
+type Output<S, P, Req> = Result<
+    <S as Service<<P as Replay<Req>>::Request>>::Response,
+    <S as Service<<P as Replay<Req>>::Request>>::Error,
+>;
 
 /// Sets the wait to the deadline, if there is one: what bounds the inner service's getting
 /// ready for a retry.
