@@ -164,12 +164,15 @@ where
             if let StateProj::Calling { fut } = this.state.as_mut().project() {
                 let result = ready!(fut.poll(cx));
                 let local = &**this.local;
-                let decision = local.policy.classify(this.saved, &result);
-                if decision == Decision::Return {
-                    local.shared.observer.returned(*this.attempt);
-                    return Poll::Ready(result);
-                }
-                if let Some(result) = Self::decide(&mut this, result, decision) {
+                let (reason, hint, strict) = match local.policy.classify(this.saved, &result) {
+                    Decision::Return => {
+                        local.shared.observer.returned(*this.attempt);
+                        return Poll::Ready(result);
+                    }
+                    Decision::Retry { reason, hint } => (reason, hint, false),
+                    Decision::RetryAfter { reason, after } => (reason, Some(after), true),
+                };
+                if let Some(result) = Self::decide(&mut this, result, reason, hint, strict) {
                     return Poll::Ready(result);
                 }
             }
@@ -192,26 +195,21 @@ where
             <S as Service<<P as Replay<Req>>::Request>>::Error,
         >,
 {
-    /// Decides what follows a failed attempt (`decision` is not `Return`): `Some(result)` to
-    /// return it, or `None` with the retry prepared (the state is then `Waiting` or `Ready`).
+    /// Decides what follows an attempt classified as retryable for `reason` (with the server's
+    /// `hint`, a floor on the wait when `strict`): `Some(result)` to return it, or `None` with
+    /// the retry prepared (the state is then `Waiting` or `Ready`).
     /// Out of line, as is [`poll_retry`](Self::poll_retry): the success path stays small.
     #[cold]
     #[inline(never)]
     fn decide(
         this: &mut Proj<'_, S, P, Req>,
         result: Output<S, P, Req>,
-        decision: Decision,
+        reason: &'static str,
+        hint: Option<Duration>,
+        strict: bool,
     ) -> Option<Output<S, P, Req>> {
         let local = &**this.local;
         let observer = &local.shared.observer;
-        let (reason, hint, strict) = match decision {
-            Decision::Return => {
-                observer.returned(*this.attempt);
-                return Some(result);
-            }
-            Decision::Retry { reason, hint } => (reason, hint, false),
-            Decision::RetryAfter { reason, after } => (reason, Some(after), true),
-        };
         let config = &local.config;
         if *this.attempt >= config.max_attempts {
             observer.gave_up(*this.attempt, GiveUp::Attempts);
