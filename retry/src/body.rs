@@ -223,22 +223,28 @@ impl<B: Body> ReplayBody<B> {
 }
 
 impl<B> Drop for ReplayBody<B> {
+    /// Inlined: an empty body (every bodiless request) drops in a comparison.
+    #[inline]
     fn drop(&mut self) {
-        // Let go before its end (a refused connection, a reset stream, an early answer): the
-        // rest goes back to the capture, so the next attempt can send what was read and then
-        // the rest — the whole body, once.
         if let Kind::Streaming {
-            body,
+            body: body @ Some(_),
             capture: Some(c),
             ..
         } = &mut self.kind
-            && let Some(body) = body.take()
         {
-            let mut guard = c.lock().unwrap_or_else(PoisonError::into_inner);
-            if guard.state == CaptureState::Reading {
-                guard.rest = Some(body);
-            }
+            hand_back(body, c);
         }
+    }
+}
+
+/// Let go before its end (a refused connection, a reset stream, an early answer): the rest
+/// goes back to the capture, so the next attempt can send what was read and then the rest —
+/// the whole body, once.
+#[inline(never)]
+fn hand_back<B>(body: &mut Option<Pin<Box<B>>>, capture: &Mutex<Capture<B>>) {
+    let mut guard = capture.lock().unwrap_or_else(PoisonError::into_inner);
+    if guard.state == CaptureState::Reading {
+        guard.rest = body.take();
     }
 }
 
