@@ -193,6 +193,49 @@ async fn oneshot_reserve_repeat_release_and_audit() {
     s.task.await.unwrap().unwrap();
 }
 
+/// The order service sends its deadline as `grpc-timeout` so that the inventory server stops
+/// work nobody waits for any more (examples/README.md): a Reserve held up past its deadline
+/// is answered at the deadline, its work is dropped (it reserves nothing, ever), and it does
+/// not hold up a graceful shutdown. The injected latency (10 s) is never waited for: without
+/// the server honouring the deadline, the answer or the shutdown would take that long, and
+/// the bounded waits below fail.
+#[tokio::test]
+async fn a_reserve_past_its_deadline_is_answered_at_the_deadline_and_abandoned() {
+    let mut s = start().await;
+    s.faults
+        .set(FaultSettings {
+            error_rate: 0.0,
+            latency_ms: 10_000,
+        })
+        .unwrap();
+    let mut late = tonic::Request::new(ReserveRequest {
+        order_id: "late-1".into(),
+        items: vec![item("KB-0001", 1)],
+    });
+    late.set_timeout(Duration::from_millis(100));
+    let sent = std::time::Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(5), s.client.reserve(late))
+        .await
+        .expect("the server answers at the deadline, not after the injected latency")
+        .unwrap_err();
+    assert!(sent.elapsed() >= Duration::from_millis(100), "{err:?}");
+    // tonic's server answers an expired `grpc-timeout` with CANCELLED ("Timeout expired").
+    assert_eq!(err.code(), Code::Cancelled, "{err:?}");
+
+    // A graceful shutdown waits for calls in flight: the abandoned one is gone already.
+    s.stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), s.task)
+        .await
+        .expect("shutdown is not held up by the abandoned Reserve")
+        .unwrap()
+        .unwrap();
+    // The server has stopped: what is in the database now is final.
+    let snap = audit::snapshot(&s.db).await.unwrap();
+    assert!(snap.violations().is_empty(), "{:?}", snap.violations());
+    assert!(snap.active.is_empty(), "{:?}", snap.active);
+    assert!(snap.stock.iter().all(|l| l.reserved == 0));
+}
+
 #[tokio::test]
 async fn faults_change_at_run_time_through_the_admin_port() {
     let mut s = start().await;
